@@ -1,0 +1,1 @@
+"""ROS-free control core: robot config, observation sync, chunk scheduling, safety, trajectories."""

@@ -1,0 +1,90 @@
+"""The last gate before a command leaves the process: limits, feasibility, sanity.
+
+Everything the policy proposes passes through filter(); whatever it returns is finite, inside the
+position limits, within velocity and acceleration limits from the measured state, and starts near
+where the arm actually is. A proposal that cannot be made safe by clamping (non-finite values, a
+first point far from the measured state) is refused as a whole: the caller holds position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from uam_ros.control.robot_config import JointLimitArrays
+
+
+@dataclass(frozen=True)
+class SafetyResult:
+    ok: bool
+    reason: str  # "" when ok
+    detail: str
+    positions: np.ndarray | None = None  # (N, J)
+    velocities: np.ndarray | None = None  # (N, J)
+    clamped_points: int = 0
+
+
+class SafetyFilter:
+    def __init__(
+        self, limits: JointLimitArrays, max_position_deviation: float, position_margin: float = 1e-4
+    ) -> None:
+        self.limits = limits
+        self.max_position_deviation = max_position_deviation
+        self.low = limits.position_min + position_margin
+        self.high = limits.position_max - position_margin
+
+    def clamp_positions(self, q: np.ndarray) -> np.ndarray:
+        return np.clip(q, self.low, self.high)
+
+    def filter(
+        self, times_s: np.ndarray, positions: np.ndarray, q_now: np.ndarray, v_now: np.ndarray | None = None
+    ) -> SafetyResult:
+        """times_s: (N,) seconds from now, strictly increasing and > 0; positions: (N, J) targets."""
+        joints = self.low.shape[0]
+        if positions.ndim != 2 or positions.shape[1] != joints or positions.shape[0] != times_s.shape[0]:
+            return SafetyResult(False, "bad_shape", f"chunk shape {positions.shape} for {joints} joints")
+        if positions.shape[0] == 0:
+            return SafetyResult(False, "empty", "no points left to execute")
+        if not (np.all(np.isfinite(positions)) and np.all(np.isfinite(times_s)) and np.all(np.isfinite(q_now))):
+            return SafetyResult(False, "non_finite", "chunk or measured state contains NaN/inf")
+        if times_s[0] <= 0.0 or np.any(np.diff(times_s) <= 0.0):
+            return SafetyResult(False, "bad_timing", "chunk times are not strictly increasing from now")
+        deviation = np.abs(positions[0] - q_now)
+        worst = int(np.argmax(deviation))
+        if deviation[worst] > self.max_position_deviation:
+            return SafetyResult(
+                False, "deviation",
+                f"first point is {deviation[worst]:.3f} rad from the measured state on joint {worst} "
+                f"(limit {self.max_position_deviation:.3f})",
+            )
+        target = self.clamp_positions(positions)
+        clamped = np.any(target != positions, axis=1)
+        vmax, amax = self.limits.velocity_max, self.limits.acceleration_max
+        out = np.empty_like(target)
+        prev_q = self.clamp_positions(q_now.astype(np.float64))
+        prev_v = np.zeros(joints) if v_now is None else np.clip(np.nan_to_num(v_now), -vmax, vmax)
+        prev_t = 0.0
+        segment_v = np.empty_like(target)
+        for k in range(target.shape[0]):
+            dt = times_s[k] - prev_t
+            v = (target[k] - prev_q) / dt
+            limited = np.clip(np.clip(v, prev_v - amax * dt, prev_v + amax * dt), -vmax, vmax)
+            q = np.clip(prev_q + limited * dt, self.low, self.high)
+            limited = (q - prev_q) / dt
+            if np.any(np.abs(q - target[k]) > 1e-9):
+                clamped[k] = True
+            out[k], segment_v[k] = q, limited
+            prev_q, prev_v, prev_t = q, limited, times_s[k]
+        velocities = np.zeros_like(out)
+        if out.shape[0] > 1:
+            velocities[:-1] = 0.5 * (segment_v[:-1] + segment_v[1:])
+        # The last point stops: if no newer chunk comes, the controller settles there.
+        return SafetyResult(True, "", "", out, velocities, int(np.count_nonzero(clamped)))
+
+
+def clamp_gripper(value: float, low: float, high: float) -> float | None:
+    """None for non-finite values: the gripper keeps its last command."""
+    if not np.isfinite(value):
+        return None
+    return float(min(max(value, low), high))

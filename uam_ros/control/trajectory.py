@@ -1,0 +1,78 @@
+"""Commands in the shape joint_trajectory_controller accepts, built and checked without ROS.
+
+JTC rules (ros2_controllers): joint names match the controller, time_from_start strictly
+increasing, header stamp = when the trajectory starts, positions with velocities -> cubic spline,
+all values finite. We publish whole chunks with the first point at least one control period
+ahead, so the controller never receives a point that is already in the past.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from uam_ros.control.robot_config import JointLimitArrays
+
+
+@dataclass(frozen=True)
+class TrajectoryCommand:
+    joint_names: tuple[str, ...]
+    stamp_s: float  # header.stamp: the instant time_from_start counts from
+    time_from_start_s: np.ndarray  # (N,)
+    positions: np.ndarray  # (N, J)
+    velocities: np.ndarray  # (N, J)
+
+    @property
+    def is_hold(self) -> bool:
+        return self.positions.shape[0] == 1 and not np.any(self.velocities)
+
+
+def build_command(
+    joint_names: Sequence[str], now_s: float, time_from_start_s: np.ndarray, positions: np.ndarray,
+    velocities: np.ndarray,
+) -> TrajectoryCommand:
+    return TrajectoryCommand(tuple(joint_names), now_s, np.asarray(time_from_start_s, dtype=np.float64),
+                             positions, velocities)
+
+
+def hold_command(joint_names: Sequence[str], now_s: float, q_hold: np.ndarray, lead_s: float) -> TrajectoryCommand:
+    """Stay where the arm is: one point at the measured position, zero velocity."""
+    q = np.asarray(q_hold, dtype=np.float64).reshape(1, -1)
+    return TrajectoryCommand(tuple(joint_names), now_s, np.array([lead_s]), q, np.zeros_like(q))
+
+
+def command_problems(
+    command: TrajectoryCommand, limits: JointLimitArrays, min_lead_s: float, tolerance: float = 1e-6
+) -> list[str]:
+    """Every reason JTC (or our own safety rules) would refuse this command; empty when valid."""
+    problems = []
+    n, joints = command.positions.shape if command.positions.ndim == 2 else (0, 0)
+    if joints != len(command.joint_names):
+        problems.append(f"{joints} position columns for {len(command.joint_names)} joint names")
+    if n == 0:
+        problems.append("no points")
+        return problems
+    if command.velocities.shape != command.positions.shape:
+        problems.append("velocities missing or mis-shaped")
+    t = command.time_from_start_s
+    if t.shape[0] != n:
+        problems.append("one time per point required")
+    elif np.any(np.diff(t) <= 0):
+        problems.append("time_from_start not strictly increasing")
+    elif t[0] < min_lead_s - tolerance:
+        problems.append(f"first point {t[0]:.4f} s ahead, needs >= {min_lead_s:.4f} s")
+    for name, array in (("positions", command.positions), ("velocities", command.velocities),
+                        ("times", t), ("stamp", np.array([command.stamp_s]))):
+        if not np.all(np.isfinite(array)):
+            problems.append(f"non-finite {name}")
+    if np.any(command.positions < limits.position_min - tolerance) or np.any(
+        command.positions > limits.position_max + tolerance
+    ):
+        problems.append("positions outside joint limits")
+    if command.velocities.shape == command.positions.shape and np.any(
+        np.abs(command.velocities) > limits.velocity_max + tolerance
+    ):
+        problems.append("velocities above joint limits")
+    return problems

@@ -1,0 +1,96 @@
+"""Messages <-> numpy. cv_bridge is used for images when it is importable (full ROS installs)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from builtin_interfaces.msg import Duration, Time
+from sensor_msgs.msg import Image
+from std_msgs.msg import Float64MultiArray
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from uam_ros.control.trajectory import TrajectoryCommand
+
+try:  # cv_bridge ships with ROS 2 desktop installs, not as a PyPI wheel
+    from cv_bridge import CvBridge, CvBridgeError
+
+    _BRIDGE: "CvBridge | None" = CvBridge()
+except ImportError:
+    _BRIDGE = None
+
+
+def stamp_to_s(stamp: Time) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def s_to_stamp(seconds: float) -> Time:
+    nanoseconds = int(round(seconds * 1e9))
+    return Time(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
+
+
+def s_to_duration(seconds: float) -> Duration:
+    nanoseconds = int(round(seconds * 1e9))
+    return Duration(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
+
+
+def duration_to_s(duration: Duration) -> float:
+    return duration.sec + duration.nanosec * 1e-9
+
+
+def trajectory_to_msg(command: TrajectoryCommand, frame_id: str = "") -> JointTrajectory:
+    msg = JointTrajectory()
+    msg.header.stamp = s_to_stamp(command.stamp_s)
+    msg.header.frame_id = frame_id
+    msg.joint_names = list(command.joint_names)
+    points = []
+    for t, q, v in zip(command.time_from_start_s, command.positions, command.velocities):
+        point = JointTrajectoryPoint()
+        point.positions = q.tolist()
+        point.velocities = v.tolist()
+        point.time_from_start = s_to_duration(float(t))
+        points.append(point)
+    msg.points = points
+    return msg
+
+
+def trajectory_from_msg(msg: JointTrajectory) -> TrajectoryCommand:
+    positions = np.array([p.positions for p in msg.points], dtype=np.float64).reshape(len(msg.points), -1)
+    velocities = np.array([p.velocities for p in msg.points], dtype=np.float64)
+    if velocities.size != positions.size:
+        velocities = np.full_like(positions, math.nan)
+    return TrajectoryCommand(
+        joint_names=tuple(msg.joint_names),
+        stamp_s=stamp_to_s(msg.header.stamp),
+        time_from_start_s=np.array([duration_to_s(p.time_from_start) for p in msg.points], dtype=np.float64),
+        positions=positions,
+        velocities=velocities.reshape(positions.shape),
+    )
+
+
+def rgb_to_image_msg(rgb: np.ndarray, stamp_s: float, frame_id: str) -> Image:
+    msg = Image()
+    msg.header.stamp = s_to_stamp(stamp_s)
+    msg.header.frame_id = frame_id
+    msg.height, msg.width = int(rgb.shape[0]), int(rgb.shape[1])
+    msg.encoding = "rgb8"
+    msg.is_bigendian = 0
+    msg.step = msg.width * 3
+    msg.data = np.ascontiguousarray(rgb, dtype=np.uint8).tobytes()
+    return msg
+
+
+def image_msg_to_rgb(msg: Image) -> np.ndarray | None:
+    """cv_bridge's conversion when available (it knows more encodings); None means: decode ourselves."""
+    if _BRIDGE is None:
+        return None
+    try:
+        return _BRIDGE.imgmsg_to_cv2(msg, desired_encoding="rgb8")
+    except CvBridgeError:
+        return None
+
+
+def positions_msg(values: np.ndarray | list[float]) -> Float64MultiArray:
+    msg = Float64MultiArray()
+    msg.data = [float(v) for v in values]
+    return msg

@@ -1,0 +1,306 @@
+"""uam_policy: camera + joint states in, joint-trajectory chunks out (a lifecycle node).
+
+configure loads the robot config and the model and warms the backend up; activate starts the
+control timer and the inference thread. The node only converts and wires: every decision is made
+by uam_ros.control.policy_loop.PolicyLoop.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from dataclasses import dataclass
+
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.signals import SignalHandlerOptions
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float64MultiArray, String
+from std_srvs.srv import SetBool
+from trajectory_msgs.msg import JointTrajectory
+from diagnostic_msgs.msg import DiagnosticArray
+
+from uam_ros.control.policy_loop import PolicyLoop, TickResult
+from uam_ros.control.robot_config import RobotConfig, load_robot_config
+from uam_ros.ros.conversions import positions_msg, rgb_to_image_msg, stamp_to_s, trajectory_to_msg, image_msg_to_rgb
+from uam_ros.ros.diagnostics import RateCounter, diagnostic_array, status_level
+from uam_ros.ros.params import declare
+from uam_ros.ros.qos import COMMAND_QOS, INSTRUCTION_QOS, SENSOR_QOS
+from uam_ros.ros_env import localhost_defaults
+from uam_ros.schema import spec
+
+
+@dataclass(frozen=True, kw_only=True)
+class PolicyNodeParams:
+    robot: str = spec("franka_panda", description="Robot: a name in config/robots or a path to a robot YAML")
+    model: str = spec("", description="Checkpoint directory (safetensors + config.json); empty: models/default/<robot>")
+    backend: str = spec("auto", description="Inference backend", choices=("auto", "tensorrt", "onnxruntime", "torch"))
+    enable: bool = spec(False, description="Command the robot at start; false = dry-run (predict and visualise only)")
+    autostart: bool = spec(False, description="Configure and activate without a lifecycle manager")
+    instruction: str = spec("", description="Initial language instruction (~/instruction overrides it)")
+    control_rate_hz: float = spec(0.0, description="Control timer rate; 0 = the robot config's", ge=0.0, le=1000.0)
+    inference_threads: int = spec(0, description="Intra-op threads for inference; 0 = cores - 1", ge=0, le=256)
+    inference_timeout_s: float = spec(0.0, description="Hold when one inference runs longer; 0 = n_action_steps/action_rate", ge=0.0)
+    output_mode: str = spec("trajectory", description="Command interface", choices=("trajectory", "position"))
+    diagnostics_period_s: float = spec(1.0, description="Period of /diagnostics messages", gt=0.0, le=60.0)
+    seed: int = spec(0, description="Seed of the flow-matching noise", ge=0)
+
+
+class PolicyNode(LifecycleNode):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("uam_policy", **kwargs)
+        self.params = declare(self, PolicyNodeParams)
+        self.enabled = self.params.enable
+        self.robot: RobotConfig | None = None
+        self.loop: PolicyLoop | None = None
+        self.worker = None
+        self.backend_name = "none"
+        self.backend_reason = ""
+        self.warmup_s = 0.0
+        self.lifecycle_state = "unconfigured"
+        self.commands_published = 0
+        self._timer = None
+        self._camera_rate = RateCounter()
+        self._joint_rate = RateCounter()
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diag_timer = self.create_timer(self.params.diagnostics_period_s, self._publish_diagnostics)
+        self._endpoints: list = []
+
+    # ---- lifecycle ------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._configure()
+        except Exception as exc:  # any load failure leaves the node unconfigured, with a clear reason
+            self.get_logger().error(f"configure failed: {exc}")
+            self.lifecycle_state = f"configure_failed: {exc}"
+            self._destroy_endpoints()
+            return TransitionCallbackReturn.FAILURE
+        self.lifecycle_state = "inactive"
+        return TransitionCallbackReturn.SUCCESS
+
+    def _configure(self) -> None:
+        from uam_ros.resources import models_dir
+        from uam_ros.runtime.factory import create_policy
+        from uam_ros.runtime.worker import InferenceWorker
+
+        robot = load_robot_config(self.params.robot)
+        if self.params.control_rate_hz > 0:
+            from dataclasses import replace
+
+            robot = replace(robot, control=replace(robot.control, rate_hz=self.params.control_rate_hz))
+        model = self.params.model or str(models_dir() / "default" / robot.name)
+        joint_names = list(robot.joints.names) + ([robot.gripper.joint] if robot.gripper else [])
+        choice = create_policy(self.params.backend, model, joint_names, threads=self.params.inference_threads,
+                               seed=self.params.seed, default_dt_s=1.0 / robot.chunk.action_rate_hz)
+        self.warmup_s = choice.policy.warmup()
+        self.get_logger().info(
+            f"robot '{robot.name}', model '{model}', backend {choice.name} ({choice.reason}), "
+            f"warm-up {self.warmup_s:.2f} s, {'ENABLED' if self.enabled else 'dry-run'}"
+        )
+        self.robot, self.backend_name, self.backend_reason = robot, choice.name, choice.reason
+        self.worker = InferenceWorker(choice.policy)
+        self.loop = PolicyLoop(robot, self.worker, self.params.inference_timeout_s or None)
+        self.loop.set_instruction(self.params.instruction)
+        self._create_endpoints(robot)
+
+    def _create_endpoints(self, robot: RobotConfig) -> None:
+        pub = self.create_lifecycle_publisher
+        self._traj_pub = pub(JointTrajectory, robot.controller.trajectory_topic, COMMAND_QOS)
+        self._predicted_pub = pub(JointTrajectory, "~/predicted_trajectory", 10)
+        self._future_pub = pub(Image, "~/imagined_future", 2)
+        self._gripper_pub = pub(Float64MultiArray, robot.gripper.command_topic, COMMAND_QOS) if robot.gripper else None
+        self._position_pub = None
+        if self.params.output_mode == "position":
+            self._position_pub = pub(Float64MultiArray, robot.controller.position_command_topic, COMMAND_QOS)
+        self._endpoints = [
+            self.create_subscription(JointState, "joint_states", self._on_joint_state, SENSOR_QOS),
+            self.create_subscription(Image, robot.camera.image_topic, self._on_image, SENSOR_QOS),
+            self.create_subscription(String, "~/instruction", self._on_instruction, INSTRUCTION_QOS),
+            self.create_service(SetBool, "~/enable", self._on_enable),
+        ]
+        self._publishers_owned = [p for p in (self._traj_pub, self._predicted_pub, self._future_pub,
+                                              self._gripper_pub, self._position_pub) if p is not None]
+
+    def _destroy_endpoints(self) -> None:
+        for endpoint in self._endpoints:
+            if hasattr(endpoint, "srv_name"):
+                self.destroy_service(endpoint)
+            else:
+                self.destroy_subscription(endpoint)
+        self._endpoints = []
+        for publisher in getattr(self, "_publishers_owned", []):
+            self.destroy_lifecycle_publisher(publisher)
+        self._publishers_owned = []
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.worker.start()
+        self._timer = self.create_timer(1.0 / self.robot.control.rate_hz, self._on_tick)
+        self.lifecycle_state = "active"
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_motion("deactivated")
+        self._stop_loop()
+        self.lifecycle_state = "inactive"
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._destroy_endpoints()
+        self.loop = self.worker = self.robot = None
+        self.lifecycle_state = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.safe_stop()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_loop(self) -> None:
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+        if self.worker is not None:
+            self.worker.stop()
+
+    def _stop_motion(self, reason: str) -> None:
+        """Hold position if we were moving the arm; used on disable, deactivate and shutdown."""
+        if self.loop is None or self.lifecycle_state != "active":
+            return
+        result = self.loop.hold(self._now_s(), reason, f"policy {reason}")
+        if result.command is not None and self.enabled:
+            self._traj_pub.publish(trajectory_to_msg(result.command))
+            self.get_logger().info(f"{reason}: holding position")
+
+    def safe_stop(self) -> None:
+        """Clean exit: hold if moving, stop the timer and the inference thread. Idempotent."""
+        try:
+            self._stop_motion("shutdown")
+        finally:
+            self._stop_loop()
+
+    # ---- callbacks ------------------------------------------------------------------------
+    def _now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _stamp_s(self, header) -> float:
+        stamp = stamp_to_s(header.stamp)
+        return stamp if stamp > 0.0 else self._now_s()  # stamp 0: the driver did not stamp; use arrival
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        if self.loop is None:
+            return
+        self._joint_rate.tick()
+        problem = self.loop.on_joint_state(self._stamp_s(msg.header), msg.name, msg.position, msg.velocity)
+        if problem:
+            self.get_logger().warning(f"joint_states rejected: {problem}", throttle_duration_sec=2.0)
+
+    def _on_image(self, msg: Image) -> None:
+        if self.loop is None:
+            return
+        self._camera_rate.tick()
+        stamp = self._stamp_s(msg.header)
+        rgb = image_msg_to_rgb(msg)
+        if rgb is not None:
+            problem = self.loop.on_rgb_image(stamp, rgb)
+        else:
+            problem = self.loop.on_image(stamp, msg.encoding, msg.height, msg.width, msg.step, msg.data)
+        if problem:
+            self.get_logger().warning(f"camera image rejected: {problem}", throttle_duration_sec=2.0)
+
+    def _on_instruction(self, msg: String) -> None:
+        if self.loop is not None:
+            self.loop.set_instruction(msg.data)
+            self.get_logger().info(f"instruction: '{msg.data}'")
+
+    def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        if not request.data and self.enabled:
+            self._stop_motion("disabled")
+        self.enabled = bool(request.data)
+        response.success = True
+        response.message = "enabled: commanding the robot" if self.enabled else "dry-run: predicting only"
+        self.get_logger().info(response.message)
+        return response
+
+    def _on_tick(self) -> None:
+        now = self._now_s()
+        previous = self.loop.status
+        result: TickResult = self.loop.tick(now)
+        if self.loop.status != previous and self.loop.status not in ("running", "waiting"):
+            self.get_logger().warning(f"holding: {self.loop.status}: {self.loop.status_detail}")
+        if result.command is not None:
+            msg = trajectory_to_msg(result.command)
+            if result.chunk is not None:
+                self._predicted_pub.publish(msg)
+            if self.enabled:
+                self._traj_pub.publish(msg)
+                self.commands_published += 1
+        if self.enabled and result.gripper is not None and self._gripper_pub is not None:
+            self._gripper_pub.publish(positions_msg([result.gripper]))
+        if result.imagined_future is not None:
+            self._future_pub.publish(rgb_to_image_msg(result.imagined_future, now, self.robot.base_frame))
+        if self.enabled and self._position_pub is not None:
+            setpoint = self.loop.setpoint(now)
+            if setpoint is not None:
+                self._position_pub.publish(positions_msg(setpoint))
+
+    def _publish_diagnostics(self) -> None:
+        now = self._now_s()
+        loop = self.loop
+        state = loop.status if (loop is not None and self.lifecycle_state == "active") else self.lifecycle_state
+        values: dict[str, object] = {
+            "lifecycle": self.lifecycle_state.split(":")[0],
+            "enabled": self.enabled,
+            "backend": self.backend_name,
+            "backend_reason": self.backend_reason,
+            "warmup_s": f"{self.warmup_s:.3f}",
+            "camera_rate_hz": f"{self._camera_rate.rate(now):.1f}",
+            "joint_state_rate_hz": f"{self._joint_rate.rate(now):.1f}",
+            "commands_published": self.commands_published,
+        }
+        if loop is not None:
+            c = loop.counters
+            values.update({
+                "inference_latency_ms": f"{c.last_inference_s * 1e3:.1f}",
+                "chunks_accepted": c.chunks_accepted,
+                "chunks_rejected": c.chunks_rejected,
+                "chunk_points_late": c.chunks_late,
+                "holds": c.holds,
+                "inference_errors": c.inference_errors,
+                "last_reject": c.last_reject,
+                "instruction": loop.instruction,
+            })
+            for reason, count in sorted(c.inputs_rejected.items()):
+                values[f"rejected_{reason}"] = count
+        message = state if loop is None or not loop.status_detail else f"{state}: {loop.status_detail}"
+        hardware = self.robot.name if self.robot else self.params.robot
+        level = status_level(state, self.loop is not None)
+        self._diag_pub.publish(diagnostic_array(now, f"uam_policy: {self.get_fully_qualified_name()}",
+                                                hardware, level, message, values))
+
+
+def main(args: list[str] | None = None) -> None:
+    localhost_defaults()
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    node = PolicyNode()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        if node.params.autostart:
+            node.trigger_configure()
+            if node.lifecycle_state == "inactive":
+                node.trigger_activate()
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.05)
+    finally:
+        node.safe_stop()
+        executor.spin_once(timeout_sec=0.05)  # let the hold command go out
+        executor.remove_node(node)
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

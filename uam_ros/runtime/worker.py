@@ -1,0 +1,92 @@
+"""Inference off the control thread: one observation in flight, newest result wins.
+
+The control timer only ever calls submit() and poll(), which take a lock for a few microseconds;
+it never waits for the model. torch / ONNX Runtime / TensorRT release the GIL while they compute.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from uam_ros.runtime.policy import ActionChunk, Observation, Policy
+
+
+@dataclass(frozen=True)
+class WorkerResult:
+    chunk: ActionChunk | None
+    error: str  # "" on success
+    latency_s: float
+
+
+class InferenceWorker:
+    def __init__(self, policy: Policy, name: str = "uam-inference") -> None:
+        self.policy = policy
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._pending: Observation | None = None
+        self._result: WorkerResult | None = None
+        self._busy_since: float | None = None
+        self._stopping = False
+        self.completed = 0
+        self.failed = 0
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        with self._lock:
+            self._stopping = True
+            self._wake.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+    def submit(self, observation: Observation) -> bool:
+        """Queue an observation unless one is already being inferred; never blocks on inference."""
+        with self._lock:
+            if self._busy_since is not None or self._stopping:
+                return False
+            self._pending = observation
+            self._busy_since = time.monotonic()
+            self._wake.notify()
+            return True
+
+    def poll(self) -> WorkerResult | None:
+        with self._lock:
+            result, self._result = self._result, None
+            return result
+
+    def busy_for_s(self) -> float:
+        """Seconds the current inference has been running (0 when idle)."""
+        with self._lock:
+            since = self._busy_since
+        return 0.0 if since is None else time.monotonic() - since
+
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return self._busy_since is not None
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while self._pending is None and not self._stopping:
+                    self._wake.wait()
+                if self._stopping:
+                    return
+                observation, self._pending = self._pending, None
+            start = time.monotonic()
+            try:
+                chunk = self.policy.infer(observation)
+                result = WorkerResult(chunk, "", time.monotonic() - start)
+            except Exception as exc:  # a backend fault must never kill the control loop
+                result = WorkerResult(None, f"{type(exc).__name__}: {exc}", time.monotonic() - start)
+            with self._lock:
+                self._result = result
+                self._busy_since = None
+                if result.error:
+                    self.failed += 1
+                else:
+                    self.completed += 1
