@@ -1,0 +1,267 @@
+"""The UAM network: shapes, determinism, static graph, end-to-end gradients, learning."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from uam_ros.model.action_head import FlowMatchingHead
+from uam_ros.model.config import UAMConfig
+from uam_ros.model.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from uam_ros.model.uam import UAM, SingleStreamVLA, build_model
+
+torch.set_num_threads(1)
+
+
+def tiny_config(**overrides) -> UAMConfig:
+    fields = dict(
+        image_size=32, patch_size=8, vocab_size=20, max_text_len=10, state_dim=3, action_dim=4,
+        d_model=32, n_heads=2, mlp_ratio=2, vision_layers=1, ventral_layers=1, dorsal_layers=1,
+        action_layers=1, chunk_size=6, num_steps=3, future_latent_grid=2, latent_dim=8,
+        future_frame_size=8, decoder_channels=8,
+    )
+    fields.update(overrides)
+    return UAMConfig(**fields)
+
+
+def make_inputs(config: UAMConfig, batch: int, seed: int, text_lengths: list[int] | None = None) -> dict:
+    """Random inputs; text row i has text_lengths[i] real tokens then padding."""
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(4, config.vocab_size, (batch, config.max_text_len), generator=g)
+    tokens[:, 0] = BOS_ID
+    for row, length in enumerate(text_lengths or [config.max_text_len] * batch):
+        tokens[row, length - 1] = EOS_ID
+        tokens[row, length:] = PAD_ID
+    return {
+        "image": torch.rand(batch, 3, config.image_size, config.image_size, generator=g),
+        "tokens": tokens,
+        "state": torch.randn(batch, config.state_dim, generator=g),
+        "noise": torch.randn(batch, config.chunk_size, config.action_dim, generator=g),
+    }
+
+
+def forward(model, inputs):
+    return model(inputs["image"], inputs["tokens"], inputs["state"], inputs["noise"])
+
+
+@pytest.mark.parametrize("kind", ["uam", "single_stream"])
+def test_default_config_output_shapes(kind):
+    config = UAMConfig()
+    torch.manual_seed(0)
+    model = build_model(config, kind).eval()
+    with torch.inference_mode():
+        actions, frame = forward(model, make_inputs(config, batch=2, seed=0, text_lengths=[5, 24]))
+    assert actions.shape == (2, config.chunk_size, config.action_dim)
+    assert frame.shape == (2, 3, config.future_frame_size, config.future_frame_size)
+    assert torch.isfinite(actions).all()
+    assert frame.min() >= 0.0 and frame.max() <= 1.0
+    if kind == "single_stream":
+        assert torch.count_nonzero(frame) == 0
+
+
+def test_build_model_kinds():
+    assert isinstance(build_model(tiny_config(), "uam"), UAM)
+    assert isinstance(build_model(tiny_config(), "single_stream"), SingleStreamVLA)
+    with pytest.raises(ValueError, match="'dual'"):
+        build_model(tiny_config(), "dual")
+
+
+def test_same_noise_same_output_different_noise_different_actions():
+    config = tiny_config()
+    torch.manual_seed(0)
+    model = UAM(config).eval()
+    inputs = make_inputs(config, batch=1, seed=1)
+    with torch.no_grad():
+        a1, f1 = forward(model, inputs)
+        a2, f2 = forward(model, inputs)
+        a3, f3 = forward(model, {**inputs, "noise": torch.randn_like(inputs["noise"])})
+    assert torch.equal(a1, a2) and torch.equal(f1, f2)
+    assert (a1 - a3).abs().max() > 1e-3
+    assert torch.equal(f1, f3)  # the imagined frame does not depend on the action noise
+
+
+@pytest.mark.parametrize("kind", ["uam", "single_stream"])
+def test_padding_is_invisible_and_the_instruction_matters(kind):
+    """Padded text gives exactly what the unpadded text gives (the causal LM never looks ahead into
+    padding and the readers mask it out); changing a real word changes the actions."""
+    config = tiny_config()
+    torch.manual_seed(0)
+    model = build_model(config, kind).eval()
+    inputs = make_inputs(config, batch=1, seed=2, text_lengths=[4])
+    with torch.no_grad():
+        padded, _ = forward(model, inputs)
+        unpadded, _ = forward(model, {**inputs, "tokens": inputs["tokens"][:, :4]})
+        other = inputs["tokens"].clone()
+        other[0, 1] = 4 if other[0, 1] != 4 else 5
+        reworded, _ = forward(model, {**inputs, "tokens": other})
+    torch.testing.assert_close(padded, unpadded, rtol=1e-5, atol=1e-6)
+    assert (padded - reworded).abs().max() > 1e-5
+
+
+@pytest.mark.parametrize("kind", ["uam", "single_stream"])
+def test_traced_graph_matches_eager_on_other_inputs(kind):
+    """Trace on one input, run on others (other data, other padding, other batch size): any
+    data-dependent Python branch would be frozen into the trace and break the match."""
+    config = tiny_config()
+    torch.manual_seed(0)
+    model = build_model(config, kind).eval()
+    trace_inputs = make_inputs(config, batch=2, seed=3, text_lengths=[10, 3])
+    names = ("image", "tokens", "state", "noise")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # jit.trace is deprecated, still the cheapest check
+        warnings.simplefilter("error", torch.jit.TracerWarning)  # tensor->Python conversion = error
+        traced = torch.jit.trace(model, tuple(trace_inputs[n] for n in names), check_trace=False)
+    for other in (make_inputs(config, 2, seed=4, text_lengths=[2, 7]), make_inputs(config, 3, seed=5)):
+        with torch.no_grad():
+            eager = forward(model, other)
+            replay = traced(*(other[n] for n in names))
+        for e, r in zip(eager, replay):
+            torch.testing.assert_close(r, e, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["uam", "single_stream"])
+def test_training_loss_reaches_every_parameter(kind):
+    """End to end: nothing frozen, no stop-gradient -- every weight of every stream gets a gradient."""
+    config = tiny_config()
+    torch.manual_seed(0)
+    model = build_model(config, kind).train()
+    inputs = make_inputs(config, batch=2, seed=6, text_lengths=[10, 5])
+    batch = {
+        **inputs,
+        "actions": torch.randn(2, config.chunk_size, config.action_dim),
+        "future_image": torch.rand(2, 3, config.image_size, config.image_size),
+    }
+    losses = model.loss(batch)
+    assert set(losses) >= {"loss", "action_loss"}
+    losses["loss"].backward()
+    params = dict(model.named_parameters())
+    prefixes = ("ventral.", "dorsal.", "action_head.") if kind == "uam" else ("ventral.", "action_head.")
+    for prefix in prefixes:
+        assert any(name.startswith(prefix) for name in params), prefix
+    starved = [
+        name for name, p in params.items()
+        if not p.requires_grad or p.grad is None or not torch.isfinite(p.grad).all() or p.grad.abs().sum() == 0
+    ]
+    assert starved == []
+
+
+def test_uam_loss_has_dynamics_terms_and_weight():
+    config = tiny_config()
+    torch.manual_seed(0)
+    model = UAM(config)
+    inputs = make_inputs(config, batch=2, seed=7)
+    batch = {
+        **inputs,
+        "actions": torch.randn(2, config.chunk_size, config.action_dim),
+        "future_image": torch.rand(2, 3, config.image_size, config.image_size),
+        "time": torch.tensor([0.2, 0.7]),
+    }
+    full = model.loss(batch)
+    no_dyn = model.loss(batch, dynamics_weight=0.0)
+    assert {"dynamics_loss", "latent_loss", "render_loss", "autoencode_loss"} <= set(full)
+    torch.testing.assert_close(no_dyn["loss"], no_dyn["action_loss"])
+    torch.testing.assert_close(full["loss"], full["action_loss"] + full["dynamics_loss"])
+
+
+def test_flow_loss_decreases_when_overfitting_a_fixed_batch():
+    config = tiny_config()
+    torch.manual_seed(0)
+    head = FlowMatchingHead(config)
+    g = torch.Generator().manual_seed(8)
+    tokens = torch.randn(4, 5, config.d_model, generator=g)
+    state = torch.randn(4, config.state_dim, generator=g)
+    actions = torch.randn(4, config.chunk_size, config.action_dim, generator=g)
+    noise = torch.randn(4, config.chunk_size, config.action_dim, generator=g)
+    t = torch.rand(4, generator=g)
+    optimizer = torch.optim.Adam(head.parameters(), lr=3e-3)
+    history = []
+    for _ in range(50):
+        cond, mask = head.condition(tokens, state)
+        loss = head.flow_loss(cond, actions, noise, t, mask)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        history.append(loss.item())
+    assert history[-1] < 0.3 * history[0], history[::10]
+
+
+def test_flow_loss_averages_only_unpadded_chunk_steps():
+    config = tiny_config()
+    torch.manual_seed(0)
+    head = FlowMatchingHead(config)
+    cond, _ = head.condition(torch.randn(2, 5, config.d_model), torch.randn(2, config.state_dim))
+    actions = torch.randn(2, config.chunk_size, config.action_dim)
+    noise, t = torch.randn_like(actions), torch.tensor([0.25, 0.5])
+    is_pad = torch.zeros(2, config.chunk_size, dtype=torch.bool)
+    is_pad[0, 3:] = True  # episode 0 ended after 3 steps
+    x_t = (1 - t[:, None, None]) * noise + t[:, None, None] * actions
+    error = (head.velocity(cond, x_t, t) - (actions - noise)) ** 2
+    expected = (error[0, :3].sum() + error[1].sum()) / ((3 + config.chunk_size) * config.action_dim)
+    torch.testing.assert_close(head.flow_loss(cond, actions, noise, t, action_is_pad=is_pad), expected)
+    torch.testing.assert_close(head.flow_loss(cond, actions, noise, t), error.mean())
+
+
+def test_end_to_end_uam_loss_decreases():
+    config = tiny_config()
+    torch.manual_seed(0)
+    model = UAM(config)
+    inputs = make_inputs(config, batch=2, seed=9)
+    batch = {
+        **inputs,
+        "actions": torch.randn(2, config.chunk_size, config.action_dim),
+        "future_image": torch.rand(2, 3, config.image_size, config.image_size),
+        "time": torch.tensor([0.3, 0.6]),
+    }
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    history = []
+    for _ in range(30):
+        loss = model.loss(batch)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        history.append(loss.item())
+    assert history[-1] < 0.5 * history[0], history[::5]
+
+
+def test_dorsal_pretrains_alone_without_the_ventral_stream():
+    """Stage-2 generative pretraining: only the frame pair; cross-attention is unused, everything
+    else in the dorsal expert learns."""
+    config = tiny_config()
+    torch.manual_seed(0)
+    dorsal = UAM(config).dorsal
+    frames = torch.rand(2, 3, config.image_size, config.image_size)
+    terms = dorsal.dynamics_loss(frames, frames.flip(-1))
+    assert terms["dynamics_loss"].ndim == 0 and torch.isfinite(terms["dynamics_loss"])
+    terms["dynamics_loss"].backward()
+    for name, p in dorsal.named_parameters():
+        if name == "proprio.weight":  # state is zeros without proprioception: only its bias learns
+            assert p.grad is not None and p.grad.abs().sum() == 0
+        elif "cross" in name:
+            assert p.grad is None, name
+        else:
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_ventral_vlm_learns_a_caption_and_generates_it():
+    """The ventral stream is a real VLM: next-token loss trains it and greedy generate reads it out."""
+    config = tiny_config(vocab_size=12)
+    torch.manual_seed(0)
+    vlm = UAM(config).ventral
+    image = torch.rand(1, 3, config.image_size, config.image_size)
+    caption = torch.tensor([[BOS_ID, 5, 9, 7, 11, EOS_ID, PAD_ID, PAD_ID, PAD_ID, PAD_ID]])
+    optimizer = torch.optim.Adam(vlm.parameters(), lr=1e-2)
+    first = vlm.lm_loss(image, caption).item()
+    for _ in range(60):
+        loss = vlm.lm_loss(image, caption)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.1 * first
+    vlm.eval()
+    out = vlm.generate(image, caption[:, :2], max_new_tokens=8)
+    assert out[0].tolist()[:4] == [9, 7, 11, EOS_ID]
+    assert out.shape[1] <= 8
+    with pytest.raises(ValueError, match="padding"):
+        vlm.generate(image, caption, max_new_tokens=2)

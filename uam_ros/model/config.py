@@ -1,0 +1,136 @@
+"""UAMConfig: every size of the UAM network in one dataclass (LeRobot configuration_smolvla style).
+
+The config is saved next to the weights (config.json), so a checkpoint always rebuilds the exact
+network it was trained as. Bad values are rejected here, at construction, with a message naming the
+field and the value -- not later as a shape error deep inside a matmul.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class UAMConfig:
+    # --- inputs -------------------------------------------------------------------------------
+    image_size: int = 96
+    """Square side the camera image is resized to before the model sees it [px]."""
+    patch_size: int = 12
+    """ViT patch side [px]; image_size // patch_size patches per side (96 / 12 = 8x8 = 64 tokens)."""
+    vocab_size: int = 256
+    """Word-level vocabulary size, special tokens included (set from the tokenizer when built)."""
+    max_text_len: int = 24
+    """Instruction length in tokens, bos/eos/padding included; every input is padded to it."""
+    state_dim: int = 8
+    """Proprioceptive state size (arm joint positions, then the gripper)."""
+    action_dim: int = 8
+    """Action size per chunk step (absolute joint targets, same layout as the checkpoint's joint_names)."""
+
+    # --- widths and depths --------------------------------------------------------------------
+    d_model: int = 128
+    """Width shared by the ventral, dorsal and action-head transformers (so attention between them is free)."""
+    n_heads: int = 4
+    """Attention heads in every transformer; d_model must be divisible by it."""
+    mlp_ratio: int = 4
+    """MLP hidden width = mlp_ratio * d_model."""
+    vision_layers: int = 2
+    """Depth of the ventral ViT image encoder."""
+    ventral_layers: int = 2
+    """Depth of the ventral language model over [image tokens; text tokens]."""
+    dorsal_layers: int = 2
+    """Depth of the dorsal expert (self-attention + cross-attention into the ventral features)."""
+    action_layers: int = 2
+    """Depth of the flow-matching action head's velocity network."""
+    dropout: float = 0.0
+    """Dropout in attention and MLPs (training only; eval and export are deterministic)."""
+
+    # --- action chunk (LeRobot vocabulary) ----------------------------------------------------
+    chunk_size: int = 16
+    """H: number of future joint targets predicted per inference."""
+    num_steps: int = 4
+    """Euler integration steps of the flow-matching sampler, fixed so the exported graph is static."""
+
+    # --- dorsal visual dynamics ---------------------------------------------------------------
+    future_latent_grid: int = 4
+    """The dorsal predicts a future_latent_grid x future_latent_grid grid of latents of the future frame."""
+    latent_dim: int = 32
+    """Channels per future-frame latent cell."""
+    future_frame_size: int = 32
+    """Side of the rendered imagined frame [px]; future_frame_size / future_latent_grid must be a power of 2."""
+    decoder_channels: int = 32
+    """Channel width of the small conv frame encoder/decoder."""
+    future_offset: int = 8
+    """k: how many control steps ahead the predicted frame is (used by the data pipeline; stored so a
+    checkpoint says what its imagined frame means)."""
+    dynamics_loss_weight: float = 1.0
+    """Weight of the dorsal visual-dynamics loss next to the action flow loss in UAM.loss()."""
+
+    def __post_init__(self) -> None:
+        positive_ints = [
+            "image_size", "patch_size", "vocab_size", "max_text_len", "state_dim", "action_dim",
+            "d_model", "n_heads", "mlp_ratio", "vision_layers", "ventral_layers", "dorsal_layers",
+            "action_layers", "chunk_size", "num_steps", "future_latent_grid", "latent_dim",
+            "future_frame_size", "decoder_channels", "future_offset",
+        ]
+        for name in positive_ints:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"UAMConfig.{name} must be a positive integer, got {value!r}")
+        if self.image_size % self.patch_size != 0:
+            raise ValueError(
+                f"UAMConfig.patch_size={self.patch_size} must divide image_size={self.image_size}"
+            )
+        if self.d_model % 2 != 0:
+            raise ValueError(f"UAMConfig.d_model must be even (sin/cos time embedding), got {self.d_model}")
+        if self.d_model % self.n_heads != 0:
+            raise ValueError(f"UAMConfig.n_heads={self.n_heads} must divide d_model={self.d_model}")
+        if self.vocab_size < 4:
+            raise ValueError(
+                f"UAMConfig.vocab_size must be >= 4 (pad, bos, eos, unk), got {self.vocab_size}"
+            )
+        if self.max_text_len < 2:
+            raise ValueError(f"UAMConfig.max_text_len must be >= 2 (bos + eos), got {self.max_text_len}")
+        ratio = self.future_frame_size / self.future_latent_grid
+        if ratio < 1 or ratio != int(ratio) or not math.log2(ratio).is_integer():
+            raise ValueError(
+                f"UAMConfig.future_frame_size={self.future_frame_size} must be future_latent_grid="
+                f"{self.future_latent_grid} times a power of 2"
+            )
+        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"UAMConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        weight = self.dynamics_loss_weight
+        if not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
+            raise ValueError(f"UAMConfig.dynamics_loss_weight must be finite and >= 0, got {weight!r}")
+
+    # --- derived sizes ------------------------------------------------------------------------
+    @property
+    def num_patches(self) -> int:
+        """Image tokens per frame."""
+        return (self.image_size // self.patch_size) ** 2
+
+    @property
+    def num_future_latents(self) -> int:
+        """Learned dorsal queries, one per future-latent cell."""
+        return self.future_latent_grid**2
+
+    @property
+    def upsample_steps(self) -> int:
+        """Stride-2 stages between the latent grid and the rendered frame."""
+        return int(round(math.log2(self.future_frame_size // self.future_latent_grid)))
+
+    # --- serialisation ------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict of every field."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UAMConfig:
+        """Inverse of to_dict; unknown keys are an error (a checkpoint from a newer/other model)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"UAMConfig: unknown field(s) {unknown}; known fields are {sorted(known)}")
+        return cls(**data)
