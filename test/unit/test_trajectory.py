@@ -12,8 +12,9 @@ def test_valid_command_has_no_problems():
 
 
 def test_hold_is_one_point_at_measured_position():
-    cmd = hold_command(["a", "b"], 5.0, np.array([0.2, -0.3]), 0.01)
+    cmd = hold_command(["a", "b"], np.array([0.2, -0.3]))
     assert cmd.is_hold and command_problems(cmd, LIM, 0.01) == []
+    assert cmd.stamp_s == 0.0  # JTC: start on receipt, so a delayed hold is never rejected as past
     np.testing.assert_array_equal(cmd.positions[0], [0.2, -0.3])
 
 

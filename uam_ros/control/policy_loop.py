@@ -17,7 +17,7 @@ from uam_ros.control.inputs import ImageSample, InputRejected, JointStateMapper,
 from uam_ros.control.observation import ObservationSync
 from uam_ros.control.robot_config import RobotConfig
 from uam_ros.control.safety import SafetyFilter, clamp_gripper
-from uam_ros.control.trajectory import TrajectoryCommand, build_command, command_problems, hold_command
+from uam_ros.control.trajectory import HOLD_LEAD_S, TrajectoryCommand, build_command, command_problems, hold_command
 from uam_ros.runtime.policy import ActionChunk, Observation
 
 
@@ -133,8 +133,9 @@ class PolicyLoop:
         self._moving = False
         self.counters.holds += 1
         q = self.safety.clamp_positions(latest.positions)
-        self._active = Plan(np.array([now_s + self.period_s]), q.reshape(1, -1))
-        return TickResult(command=hold_command(self.robot.joints.names, now_s, q, self.period_s))
+        command = hold_command(self.robot.joints.names, q, max(HOLD_LEAD_S, self.period_s))
+        self._active = Plan(np.array([now_s + command.time_from_start_s[0]]), q.reshape(1, -1))
+        return TickResult(command=command)
 
     def tick(self, now_s: float) -> TickResult:
         synced = self.sync.get(now_s)

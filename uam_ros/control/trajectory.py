@@ -37,10 +37,18 @@ def build_command(
                              positions, velocities)
 
 
-def hold_command(joint_names: Sequence[str], now_s: float, q_hold: np.ndarray, lead_s: float) -> TrajectoryCommand:
-    """Stay where the arm is: one point at the measured position, zero velocity."""
+HOLD_LEAD_S = 0.1
+
+
+def hold_command(joint_names: Sequence[str], q_hold: np.ndarray, lead_s: float = HOLD_LEAD_S) -> TrajectoryCommand:
+    """Stay where the arm is: one point at the measured position, zero velocity.
+
+    Stamped 0 ("start when received"): a hold delayed in transit must still be executed, whereas
+    JTC rejects a stamped trajectory that already ended. The lead gives the controller a gentle
+    stop from whatever velocity the arm has.
+    """
     q = np.asarray(q_hold, dtype=np.float64).reshape(1, -1)
-    return TrajectoryCommand(tuple(joint_names), now_s, np.array([lead_s]), q, np.zeros_like(q))
+    return TrajectoryCommand(tuple(joint_names), 0.0, np.array([lead_s]), q, np.zeros_like(q))
 
 
 def command_problems(
