@@ -23,7 +23,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 STAMP="$VENV/.uam-requirements"
 WANT="$(cd "$ROOT" && ls requirements*.txt setup.py | xargs cat | sha256sum | cut -d' ' -f1)"
-if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ] || [ ! -x "$VENV/bin/uam" ]; then
   echo "[uam] installing pinned dependencies into $VENV (first run takes a few minutes)"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/requirements.txt"
   if [ -f "$ROOT/requirements-sim.txt" ]; then

@@ -48,7 +48,7 @@ def test_wheel_carries_share_files_marker_and_console_scripts(wheel):
 
 def test_ament_index_finds_the_installed_share_directory(wheel, tmp_path):
     prefix = tmp_path / "prefix"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--prefix", str(prefix), str(wheel)],
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--ignore-installed", "--prefix", str(prefix), str(wheel)],
                    check=True, capture_output=True)
     probe = ("from ament_index_python.packages import get_package_share_directory as g; import os;"
              "d = g('uam_ros'); print(d); assert os.path.isfile(os.path.join(d, 'config/robots/ur5e.yaml'))")
