@@ -18,8 +18,14 @@ class BackendChoice:
 
 def create_policy(
     backend: str, checkpoint_dir: str | Path, joint_names: Sequence[str], *, threads: int = 0, seed: int = 0,
-    default_dt_s: float = 0.1,
+    default_dt_s: float = 0.1, robot: str = "", chunk_size: int = 16,
 ) -> BackendChoice:
+    if str(checkpoint_dir).startswith("expert://"):
+        # The privileged scripted expert (sim only): proves the ROS loop before a model is trained.
+        from uam_ros.sim.expert_policy import ExpertPolicy, ExpertSpec
+
+        policy = ExpertPolicy(robot, ExpertSpec.parse(str(checkpoint_dir)), chunk_size)
+        return BackendChoice(policy, "expert", "model is a scripted sim expert")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend in ("tensorrt", "onnxruntime"):

@@ -1,0 +1,14 @@
+"""MuJoCo tabletop simulation (no ROS): scene composition, language tasks, the world, scripted experts.
+
+- ``scene``: the MjSpec scene from a robot YAML (robosuite's bundled MJCF + meshes), joint-limit check.
+- ``tasks``: six language tasks, their success predicates, seeded train/held-out episode sampling.
+- ``world``: ``SimWorld`` -- step, joint targets, joint states in YAML order, rendering, success.
+- ``expert``: scripted experts (damped-least-squares IK on MuJoCo Jacobians) and ``run_expert_episode``.
+
+Without a display, MuJoCo's rendering backend defaults to EGL here (set MUJOCO_GL to override).
+"""
+
+import os
+
+if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
+    os.environ["MUJOCO_GL"] = "egl"
