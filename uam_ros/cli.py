@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocabulary", nargs="*", help="instructions whose words the tokenizer should know")
     p.set_defaults(func=cmd_init_model)
 
+    from uam_ros import demo
+
+    p = sub.add_parser("demo", help="closed loop: simulated arm + policy over real DDS, headless")
+    demo.add_arguments(p)
+    p.set_defaults(func=demo.run)
+
     p = sub.add_parser("run", help="run the policy node (pip-only equivalent of policy.launch.py)")
     p.add_argument("--robot", default="franka_panda")
     p.add_argument("--model", default="")

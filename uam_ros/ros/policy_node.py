@@ -92,7 +92,8 @@ class PolicyNode(LifecycleNode):
         model = self.params.model or str(models_dir() / "default" / robot.name)
         joint_names = list(robot.joints.names) + ([robot.gripper.joint] if robot.gripper else [])
         choice = create_policy(self.params.backend, model, joint_names, threads=self.params.inference_threads,
-                               seed=self.params.seed, default_dt_s=1.0 / robot.chunk.action_rate_hz)
+                               seed=self.params.seed, default_dt_s=1.0 / robot.chunk.action_rate_hz,
+                               robot=self.params.robot, chunk_size=robot.chunk.chunk_size)
         self.warmup_s = choice.policy.warmup()
         self.get_logger().info(
             f"robot '{robot.name}', model '{model}', backend {choice.name} ({choice.reason}), "
@@ -226,7 +227,8 @@ class PolicyNode(LifecycleNode):
         previous = self.loop.status
         result: TickResult = self.loop.tick(now)
         if self.loop.status != previous and self.loop.status not in ("running", "waiting"):
-            self.get_logger().warning(f"holding: {self.loop.status}: {self.loop.status_detail}")
+            self.get_logger().warning(f"holding: {self.loop.status}: {self.loop.status_detail}",
+                                      throttle_duration_sec=1.0)
         if result.command is not None:
             msg = trajectory_to_msg(result.command)
             if result.chunk is not None:

@@ -1,0 +1,233 @@
+"""`uam demo`: the closed loop on this machine — uam_sim + uam_policy over real DDS, headless.
+
+Each episode: reset the sim to (task, split, seed), start uam_policy enabled on that episode's
+instruction, and wait for the sim to report success or for the task's time limit. Writes an mp4
+per episode, a contact sheet and metrics.json. Runs in a private ROS domain on localhost so it can
+never reach a real robot's driver on the same host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class EpisodeResult:
+    robot: str
+    task: str
+    split: str
+    seed: int
+    instruction: str
+    success: bool
+    time_to_success_s: float | None
+    wall_s: float
+    commands: int
+    video: str
+
+
+def _ros_args(params: dict[str, object]) -> list[str]:
+    args = ["--ros-args"]
+    for key, value in params.items():
+        args += ["-p", f"{key}:={str(value).lower() if isinstance(value, bool) else value}"]
+    return args
+
+
+class _Process:
+    def __init__(self, module: str, params: dict[str, object], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = open(log_path, "w")
+        self.process = subprocess.Popen([sys.executable, "-m", module, *_ros_args(params)], stdout=self._log,
+                                        stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+
+def _write_video(frames: list[np.ndarray], path: Path, fps: float, scale: int = 3) -> None:
+    import cv2
+
+    if not frames:
+        return
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w * scale, h * scale))
+    for frame in frames:
+        big = cv2.resize(frame, (w * scale, h * scale), interpolation=cv2.INTER_NEAREST)
+        writer.write(cv2.cvtColor(big, cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
+def _contact_sheet(rows: list[tuple[str, list[np.ndarray]]], path: Path, columns: int = 6) -> None:
+    import cv2
+
+    tiles = []
+    for label, frames in rows:
+        if not frames:
+            continue
+        picks = [frames[int(i)] for i in np.linspace(0, len(frames) - 1, columns)]
+        row = np.concatenate([cv2.resize(f, (192, 192), interpolation=cv2.INTER_AREA) for f in picks], axis=1)
+        band = np.full((28, row.shape[1], 3), 255, np.uint8)
+        cv2.putText(band, label[:110], (6, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        tiles.append(np.concatenate([band, row], axis=0))
+    if tiles:
+        cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(tiles, axis=0), cv2.COLOR_RGB2BGR))
+
+
+def run_demo(robot: str, tasks: list[str], episodes: int, split: str, seed: int, model: str,
+             out_dir: Path) -> list[EpisodeResult]:
+    import rclpy
+    from rcl_interfaces.msg import Parameter as ParameterMsg
+    from rcl_interfaces.msg import ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Bool
+    from std_srvs.srv import Trigger
+    from trajectory_msgs.msg import JointTrajectory
+
+    from uam_ros.control.robot_config import load_robot_config
+    from uam_ros.ros.qos import COMMAND_QOS, INSTRUCTION_QOS, SENSOR_QOS
+    from uam_ros.sim.tasks import get_task
+
+    config = load_robot_config(robot)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rclpy.init()
+    node = rclpy.create_node("uam_demo")
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    frames: list[np.ndarray] = []
+    state = {"success": False, "commands": 0, "first_command": None}
+
+    def on_image(msg: Image) -> None:
+        frames.append(np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.width, 3).copy())
+
+    def on_success(msg: Bool) -> None:
+        state["success"] = bool(msg.data)
+
+    def on_command(msg: JointTrajectory) -> None:
+        state["commands"] += 1
+        if state["first_command"] is None:
+            state["first_command"] = time.monotonic()
+
+    node.create_subscription(Image, config.camera.image_topic, on_image, SENSOR_QOS)
+    node.create_subscription(Bool, "/uam_sim/success", on_success, INSTRUCTION_QOS)
+    node.create_subscription(JointTrajectory, config.controller.trajectory_topic, on_command, COMMAND_QOS)
+
+    def spin_until(predicate, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.02)
+            if predicate():
+                return True
+        return False
+
+    def call(srv_type, name: str, request):
+        client = node.create_client(srv_type, name)
+        if not client.wait_for_service(timeout_sec=60.0):
+            raise RuntimeError(f"service {name} did not appear (see the logs in {out_dir})")
+        future = client.call_async(request)
+        executor.spin_until_future_complete(future, timeout_sec=30.0)
+        node.destroy_client(client)
+        return future.result()
+
+    def value(v) -> ParameterValue:
+        if isinstance(v, int):
+            return ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=v)
+        return ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=str(v))
+
+    sim = _Process("uam_ros.ros.sim_node", {"robot": robot, "task": tasks[0], "split": split, "seed": seed},
+                   out_dir / "uam_sim.log")
+    results: list[EpisodeResult] = []
+    sheet_rows = []
+    try:
+        for task in tasks:
+            for k in range(episodes):
+                episode_seed = seed + k
+                params = {"task": task, "split": split, "seed": episode_seed}
+                call(SetParameters, "/uam_sim/set_parameters", SetParameters.Request(
+                    parameters=[ParameterMsg(name=n, value=value(v)) for n, v in params.items()]))
+                reset = call(Trigger, "/uam_sim/reset", Trigger.Request())
+                if not reset.success:
+                    raise RuntimeError(f"sim reset failed: {reset.message}")
+                instruction = reset.message
+                spin_until(lambda: False, 0.3)
+                frames.clear()
+                state.update(success=False, commands=0, first_command=None)
+                policy_model = model or f"expert://{task}?split={split}&seed={episode_seed}"
+                name = f"{robot}_{task}_{split}_{episode_seed}"
+                started = time.monotonic()
+                policy = _Process("uam_ros.ros.policy_node", {
+                    "robot": robot, "model": policy_model, "autostart": True, "enable": True,
+                    "instruction": instruction, "inference_threads": 1}, out_dir / f"uam_policy_{name}.log")
+                limit = get_task(task).max_steps / config.chunk.action_rate_hz * 1.5 + 20.0
+                spin_until(lambda: state["success"] or policy.process.poll() is not None, limit)
+                spin_until(lambda: False, 0.5)  # a last look at the result
+                policy.stop()
+                success = state["success"]
+                t_success = (time.monotonic() - state["first_command"]) if (success and state["first_command"]) else None
+                video = out_dir / f"{name}.mp4"
+                _write_video(frames, video, fps=15.0)
+                sheet_rows.append((f"{'SUCCESS' if success else 'FAIL'}  {name}: {instruction}", list(frames)))
+                result = EpisodeResult(robot, task, split, episode_seed, instruction, success, t_success,
+                                       time.monotonic() - started, state["commands"], video.name)
+                results.append(result)
+                timing = f"{t_success:.1f} s" if t_success is not None else "-"
+                print(f"[demo] {name:<34} {'SUCCESS' if success else 'FAIL   '} {timing:>7}  '{instruction}'",
+                      flush=True)
+    finally:
+        sim.stop()
+        executor.remove_node(node)
+        node.destroy_node()
+        rclpy.try_shutdown()
+    _contact_sheet(sheet_rows, out_dir / "contact_sheet.png")
+    rate = sum(r.success for r in results) / max(1, len(results))
+    metrics = {"robot": robot, "split": split, "model": model or "scripted expert (expert://)",
+               "success_rate": rate, "episodes": [asdict(r) for r in results]}
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    print(f"[demo] success {sum(r.success for r in results)}/{len(results)} ({rate:.0%}); outputs in {out_dir}")
+    return results
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--robot", default="franka_panda")
+    parser.add_argument("--tasks", nargs="+", default=["reach", "pick", "press"])
+    parser.add_argument("--episodes", type=int, default=1, help="episodes per task")
+    parser.add_argument("--split", default="train", choices=("train", "heldout"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", default="", help="checkpoint directory; default: models/default/<robot> if "
+                        "present, else the scripted expert through the same ROS path")
+    parser.add_argument("--out", type=Path, default=None, help="output directory (default: runs/demo-<time>)")
+    parser.add_argument("--domain-id", type=int, default=None,
+                        help="ROS_DOMAIN_ID (default: a random private one, so no real robot can hear the demo)")
+
+
+def run(args) -> int:
+    from uam_ros.resources import models_dir
+
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    os.environ["ROS_DOMAIN_ID"] = str(args.domain_id if args.domain_id is not None
+                                      else random.SystemRandom().randint(101, 199))
+    model = args.model
+    default = models_dir() / "default" / args.robot
+    if not model and (default / "model.safetensors").is_file():
+        model = str(default)
+    out = args.out or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")
+    results = run_demo(args.robot, args.tasks, args.episodes, args.split, args.seed, model, out)
+    return 0 if results and all(r.success for r in results) else 1
