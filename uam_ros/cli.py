@@ -79,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_init_model)
 
     from uam_ros import demo
+    from uam_ros.runtime import onnx_export
+
+    p = sub.add_parser("export", help="export a checkpoint to ONNX (cached, verified against torch)")
+    onnx_export.add_arguments(p)
+    p.set_defaults(func=onnx_export.run)
 
     p = sub.add_parser("demo", help="closed loop: simulated arm + policy over real DDS, headless")
     demo.add_arguments(p)

@@ -21,8 +21,10 @@ POLICY = "uam_ros.ros.policy_node"
 
 
 def start_policy(tmp_path, checkpoint, **params):
+    # torch: the ONNX/TensorRT backends are covered by test/unit/test_runtime_*; exporting on every
+    # node start would only slow these DDS tests down.
     base = {"robot": "franka_panda", "model": checkpoint, "autostart": True, "inference_threads": 1,
-            "diagnostics_period_s": 0.25}
+            "diagnostics_period_s": 0.25, "backend": "torch"}
     base.update(params)
     return NodeProcess(POLICY, base, tmp_path / "policy.log")
 

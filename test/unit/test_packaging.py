@@ -42,6 +42,7 @@ def test_wheel_carries_share_files_marker_and_console_scripts(wheel):
                      "uam_ros/launch/policy.launch.py", "uam_ros/config/robots/franka_panda.yaml",
                      "uam_ros/config/robots/ur5e.yaml"):
         assert data + required in names, required
+    assert "uam_ros/runtime/data/tensorrt_onnx_ops.json" in names  # package data, not only data_files
     entry_points = zipfile.ZipFile(wheel).read("uam_ros-0.1.0.dist-info/entry_points.txt").decode()
     assert "uam_policy = uam_ros.ros.policy_node:main" in entry_points and "uam = uam_ros.cli:main" in entry_points
 

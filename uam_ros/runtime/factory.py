@@ -1,12 +1,37 @@
-"""Pick and build a backend by name; 'auto' falls back from TensorRT to ONNX Runtime to torch."""
+"""Pick and build a backend by name; 'auto' falls back from TensorRT to ONNX Runtime to torch.
+
+    auto         TensorRT when `tensorrt` imports and torch sees a CUDA GPU, else ONNX Runtime when
+                 installed, else torch.
+    tensorrt     TensorRT; without TensorRT/CUDA (or when the engine fails to build or is refused by
+                 the parity check) ONNX Runtime, then torch -- with fallback=True and a reason saying
+                 why. The node keeps running on the next-best backend instead of failing to configure.
+    onnxruntime  ONNX Runtime; without it, torch (fallback=True).
+    torch        torch.
+
+The checkpoint is loaded (and its action layout checked against joint_names) once, before any
+backend: a wrong or missing model is an error for every backend and is raised, never "fallen back" from.
+BackendChoice.reason is one line for the log and /diagnostics.
+
+options (all optional): mode ("eager" | "compile" | "cuda_graphs"), device ("auto" | "cpu" | "cuda"),
+inference_mode (bool) for torch; providers ("auto" | "cpu" | "cuda"), allow_spinning (bool) for ONNX
+Runtime; precision ("fp16" | "bf16" | "fp32"), workspace_mb for TensorRT; cache_dir, opset, progress
+(a callable taking one line) for both exported backends.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+LOG = logging.getLogger("uam_ros.runtime.factory")
+
+_TORCH_OPTIONS = ("mode", "device", "inference_mode", "compile_mode", "compile_backend")
+_ORT_OPTIONS = ("providers", "allow_spinning", "io_binding", "cache_dir", "opset", "progress")
+_TRT_OPTIONS = ("precision", "workspace_mb", "device_index", "cache_dir", "opset", "progress")
 
 
 @dataclass(frozen=True)
@@ -14,11 +39,33 @@ class BackendChoice:
     policy: object
     name: str
     reason: str
+    fallback: bool = False  # True when the requested backend could not be used (log it as a warning)
+
+
+def backend_status() -> dict[str, tuple[bool, str]]:
+    """name -> (usable, why) for each backend, without loading a model."""
+    from uam_ros.runtime.ort_backend import onnxruntime_status
+    from uam_ros.runtime.tensorrt_backend import tensorrt_status
+
+    import torch
+
+    return {"tensorrt": tensorrt_status(), "onnxruntime": onnxruntime_status(),
+            "torch": (True, f"torch {torch.__version__}")}
+
+
+def _pick(options: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    return {name: options[name] for name in names if name in options}
+
+
+def _ort_reason(policy) -> str:
+    import onnxruntime as ort
+
+    return f"ONNX Runtime {ort.__version__} on {policy.providers[0]}, {policy.threads} thread(s)"
 
 
 def create_policy(
     backend: str, checkpoint_dir: str | Path, joint_names: Sequence[str], *, threads: int = 0, seed: int = 0,
-    default_dt_s: float = 0.1, robot: str = "", chunk_size: int = 16,
+    default_dt_s: float = 0.1, robot: str = "", chunk_size: int = 16, options: Mapping[str, Any] | None = None,
 ) -> BackendChoice:
     if str(checkpoint_dir).startswith("expert://"):
         # The privileged scripted expert (sim only): proves the ROS loop before a model is trained.
@@ -28,12 +75,59 @@ def create_policy(
         return BackendChoice(policy, "expert", "model is a scripted sim expert")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if backend in ("tensorrt", "onnxruntime"):
-        raise NotImplementedError(
-            f"backend '{backend}' is not available in this version of uam_ros yet; use 'torch' or 'auto'"
-        )
-    from uam_ros.runtime.torch_backend import TorchPolicy
+    from uam_ros.model.checkpoint import ensure_layout, load_checkpoint
 
-    policy = TorchPolicy(checkpoint_dir, joint_names, threads=threads, seed=seed, default_dt_s=default_dt_s)
-    reason = "requested" if backend == "torch" else "auto: TensorRT and ONNX Runtime backends not built yet"
-    return BackendChoice(policy, "torch", reason)
+    options = dict(options or {})
+    checkpoint = load_checkpoint(checkpoint_dir)  # raises CheckpointError: not a backend problem
+    ensure_layout(checkpoint, list(joint_names))
+    common = dict(threads=threads, seed=seed, default_dt_s=default_dt_s, checkpoint=checkpoint)
+    prefix = "auto" if backend == "auto" else f"requested {backend}"
+    notes: list[str] = []
+
+    def torch_choice(fallback: bool) -> BackendChoice:
+        from uam_ros.runtime.torch_backend import TorchPolicy
+
+        policy = TorchPolicy(checkpoint_dir, joint_names, **common, **_pick(options, _TORCH_OPTIONS))
+        described = f"torch {policy.mode} on {policy.device}, {policy.threads} thread(s)"
+        if backend == "torch":
+            return BackendChoice(policy, "torch", f"requested: {described}")
+        reason = f"{prefix}: {'; '.join(notes)}; using {described}"
+        return BackendChoice(policy, "torch", ("WARNING: fell back -- " if fallback else "") + reason, fallback)
+
+    if backend == "torch":
+        return torch_choice(False)
+
+    if backend in ("auto", "tensorrt"):
+        from uam_ros.runtime.tensorrt_backend import TensorRTPolicy, tensorrt_status
+
+        usable, why = tensorrt_status()
+        if usable:
+            try:
+                policy = TensorRTPolicy(checkpoint_dir, joint_names, **common, **_pick(options, _TRT_OPTIONS))
+                return BackendChoice(policy, "tensorrt", f"{prefix}: {policy.describe()}")
+            except Exception as error:  # build failure, refused engine, driver trouble: next backend
+                LOG.warning("TensorRT backend failed", exc_info=True)
+                notes.append(f"TensorRT failed ({type(error).__name__}: {error})")
+        else:
+            notes.append(f"TensorRT unavailable ({why})")
+
+    from uam_ros.runtime.ort_backend import OrtPolicy, onnxruntime_status
+
+    usable, why = onnxruntime_status()
+    if usable:
+        try:
+            policy = OrtPolicy(checkpoint_dir, joint_names, **common, **_pick(options, _ORT_OPTIONS))
+        except Exception as error:
+            LOG.warning("ONNX Runtime backend failed", exc_info=True)
+            notes.append(f"ONNX Runtime failed ({type(error).__name__}: {error})")
+        else:
+            fallback = backend == "tensorrt"
+            if backend == "onnxruntime":
+                reason = f"requested: {_ort_reason(policy)}"
+            else:
+                reason = f"{prefix}: {'; '.join(notes)}; using {_ort_reason(policy)}"
+            return BackendChoice(policy, "onnxruntime", ("WARNING: fell back -- " if fallback else "") + reason,
+                                 fallback)
+    else:
+        notes.append(f"ONNX Runtime unavailable ({why})")
+    return torch_choice(backend != "auto")
