@@ -3,7 +3,8 @@
 The expert needs privileged state (where the objects are), which a camera-only policy never has.
 It therefore plays its episode once in a private copy of the simulated world, recording the
 joint targets it commanded and the joint states it saw, and at run time replays the recorded targets on their schedule, counted
-from the first observation. Deterministic physics makes the real sim follow the same path.
+from the first observation; when the arm falls behind (a hold) it resumes from the recorded step
+nearest to the measured state. Deterministic physics makes the real sim follow the same path.
 Selected with model:=expert://<task>?split=train&seed=3.
 """
 
@@ -37,6 +38,7 @@ class ExpertSpec:
 
 class ExpertPolicy:
     name = "expert"
+    max_lag_rad = 0.15  # well inside the safety filter's max_position_deviation
 
     def __init__(self, robot: str, spec: ExpertSpec, chunk_size: int) -> None:
         from uam_ros.sim.expert import run_expert_episode
@@ -53,22 +55,31 @@ class ExpertPolicy:
         from uam_ros.control.robot_config import load_robot_config
 
         self.dt_s = 1.0 / load_robot_config(robot).chunk.action_rate_hz
-        self._start_ns: int | None = None
+        self._last_stamp_ns: int | None = None
+        self._progress = 0.0
 
     def infer(self, observation: Observation) -> ActionChunk:
         start = time.perf_counter()
-        if self._start_ns is None:
-            self._start_ns = observation.stamp_ns
-        # Replay on the recorded schedule: the controller executes chunks by time, so the arm is
-        # where the private rollout was at the same elapsed time (grasp pauses included).
-        progress = int(round((observation.stamp_ns - self._start_ns) * 1e-9 / self.dt_s))
-        index = np.minimum(progress + np.arange(self.chunk_size), len(self.actions) - 1)
+        if self._last_stamp_ns is not None:
+            # Replay on the recorded schedule: the controller executes chunks by time, so the arm is
+            # normally where the private rollout was at the same elapsed time (grasp pauses included).
+            self._progress += (observation.stamp_ns - self._last_stamp_ns) * 1e-9 / self.dt_s
+        self._last_stamp_ns = observation.stamp_ns
+        step = min(int(round(self._progress)), len(self.actions) - 1)
+        arm = observation.state[: self.states.shape[1] - 1]
+        if np.max(np.abs(self.states[step, : arm.shape[0]] - arm)) > self.max_lag_rad:
+            # The arm fell behind (a hold, a slow start): resume from the recorded step nearest to
+            # where it is instead of commanding a jump the safety filter would refuse.
+            window = self.states[: step + 1, : arm.shape[0]]
+            step = int(np.argmin(np.max(np.abs(window - arm), axis=1)))
+            self._progress = float(step)
+        index = np.minimum(step + np.arange(self.chunk_size), len(self.actions) - 1)
         return ActionChunk(
             positions=self.actions[index].copy(),
             dt_s=self.dt_s,
             observation_stamp_ns=observation.stamp_ns,
             inference_s=time.perf_counter() - start,
-            extras={"expert_step": progress},
+            extras={"expert_step": step},
         )
 
     def warmup(self) -> float:
