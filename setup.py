@@ -43,6 +43,8 @@ setup(
     entry_points={
         "console_scripts": [
             "uam_policy = uam_ros.ros.policy_node:main",
+            "uam_sim = uam_ros.ros.sim_node:main",
+            "uam_foxglove = uam_ros.ros.foxglove_bridge:main",
             "uam = uam_ros.cli:main",
         ],
     },

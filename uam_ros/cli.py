@@ -48,17 +48,32 @@ def cmd_init_model(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Start uam_policy and bring it to active (what policy.launch.py does, without ros2 launch)."""
-    from uam_ros.ros.policy_node import main as policy_main
+    """Start what policy.launch.py starts, as subprocesses (pip-only set-ups have no `ros2 launch`):
+    the node set comes from the same uam_ros.ros.bringup description; uam_policy activates itself."""
+    import signal
+    import threading
 
-    ros_args = ["--ros-args", "-p", "autostart:=true", "-p", f"robot:={args.robot}", "-p", f"backend:={args.backend}",
-                "-p", f"enable:={str(args.enable).lower()}"]
-    if args.model:
-        ros_args += ["-p", f"model:={args.model}"]
-    if args.instruction:
-        ros_args += ["-p", f"instruction:={args.instruction}"]
-    policy_main(ros_args)
-    return 0
+    from uam_ros.config_errors import ConfigError
+    from uam_ros.ros.bringup import BringupArgs, ProcessGroup, describe
+
+    try:
+        bringup = BringupArgs(
+            robot=args.robot, model=args.model, backend=args.backend, enable=args.enable,
+            instruction=args.instruction, sim=args.sim, task=args.task, split=args.split, seed=args.seed,
+            rviz=args.rviz, foxglove=args.foxglove, foxglove_port=args.foxglove_port,
+            use_sim_time=args.use_sim_time, namespace=args.namespace,
+        )
+        specs = describe(bringup)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    group = ProcessGroup(specs, log_dir=args.log_dir)
+    if args.foxglove:
+        print(f"[uam run] Foxglove: open ws://127.0.0.1:{args.foxglove_port} (this host only)", flush=True)
+    return group.wait(stop)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,12 +104,27 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_arguments(p)
     p.set_defaults(func=demo.run)
 
-    p = sub.add_parser("run", help="run the policy node (pip-only equivalent of policy.launch.py)")
-    p.add_argument("--robot", default="franka_panda")
-    p.add_argument("--model", default="")
-    p.add_argument("--backend", default="auto", choices=("auto", "tensorrt", "onnxruntime", "torch"))
+    from uam_ros.ros.bringup import ARGUMENTS, BACKENDS, SPLITS
+
+    help_of = {a.name: a.description for a in ARGUMENTS}
+    p = sub.add_parser("run", help="run the policy (and with --sim the simulated arm): what policy.launch.py "
+                       "starts, without ros2 launch")
+    p.add_argument("--robot", default="franka_panda", help=help_of["robot"])
+    p.add_argument("--model", default="", help=help_of["model"])
+    p.add_argument("--backend", default="auto", choices=BACKENDS, help=help_of["backend"])
     p.add_argument("--enable", action="store_true", help="command the robot (default: dry-run)")
-    p.add_argument("--instruction", default="")
+    p.add_argument("--instruction", default="", help=help_of["instruction"])
+    p.add_argument("--sim", action="store_true", help=help_of["sim"])
+    p.add_argument("--task", default="reach", help=help_of["task"])
+    p.add_argument("--split", default="train", choices=SPLITS, help=help_of["split"])
+    p.add_argument("--seed", type=int, default=0, help=help_of["seed"])
+    p.add_argument("--rviz", action="store_true", help=help_of["rviz"] + " (needs a ROS 2 install)")
+    p.add_argument("--foxglove", action="store_true", help=help_of["foxglove"])
+    p.add_argument("--foxglove-port", type=int, default=8765, help=help_of["foxglove_port"])
+    p.add_argument("--use-sim-time", action="store_true", help=help_of["use_sim_time"])
+    p.add_argument("--namespace", default="", help=help_of["namespace"])
+    p.add_argument("--log-dir", type=Path, default=None, help="write each node's output to DIR/<node>.log "
+                   "(default: this terminal)")
     p.set_defaults(func=cmd_run)
     return parser
 

@@ -33,6 +33,7 @@ class EpisodeResult:
     wall_s: float
     commands: int
     video: str
+    overlay_video: str = ""
 
 
 def _ros_args(params: dict[str, object]) -> list[str]:
@@ -90,8 +91,102 @@ def _contact_sheet(rows: list[tuple[str, list[np.ndarray]]], path: Path, columns
         cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(tiles, axis=0), cv2.COLOR_RGB2BGR))
 
 
+@dataclass
+class _Chunk:
+    """A predicted trajectory as the overlay needs it."""
+
+    stamp_s: float
+    times_s: np.ndarray  # (N,) time_from_start
+    positions: np.ndarray  # (N, J)
+    pixels: np.ndarray  # (N, 2) end-effector path in the camera image
+
+
+class OverlayRecorder:
+    """Per camera frame: the newest predicted chunk and imagined future at that moment, composed
+    into the overlay video (camera + projected path | imagined future | joint chunk plot)."""
+
+    SCALE = 3
+
+    def __init__(self, robot_config, camera: str = "scene") -> None:
+        from uam_ros.kinematics import RobotKinematics
+
+        self.robot = robot_config
+        self.camera = camera
+        self.kinematics = RobotKinematics(robot_config)
+        self.frames: list[tuple[np.ndarray, _Chunk | None, np.ndarray | None, list[_Chunk]]] = []
+        self.chunk: _Chunk | None = None
+        self.history: list[_Chunk] = []
+        self.future: np.ndarray | None = None
+
+    def clear(self) -> None:
+        self.frames.clear()
+        self.chunk, self.future = None, None
+        self.history = []
+
+    def on_trajectory(self, stamp_s: float, times_s, positions) -> None:
+        positions = np.asarray(positions, dtype=np.float64)
+        h, w = self.robot.camera.height, self.robot.camera.width
+        pixels = self.kinematics.project_tcp_path(positions, self.camera, w, h)
+        if self.chunk is not None:
+            self.history = (self.history + [self.chunk])[-3:]
+        self.chunk = _Chunk(stamp_s, np.asarray(times_s, dtype=np.float64), positions, pixels)
+
+    def on_future(self, rgb: np.ndarray) -> None:
+        self.future = rgb
+
+    def on_frame(self, rgb: np.ndarray) -> None:
+        self.frames.append((rgb, self.chunk, self.future, list(self.history)))
+
+    def compose(self, index: int) -> np.ndarray:
+        import cv2
+
+        from uam_ros.overlay import compose, draw_path, placeholder, plot_chunk
+
+        rgb, chunk, future, history = self.frames[index]
+        s = self.SCALE
+        size = (rgb.shape[0] * s, rgb.shape[1] * s)
+        if chunk is not None:
+            camera = draw_path(rgb, chunk.pixels, chunk.times_s, scale=s)
+            past = [(h.stamp_s - chunk.stamp_s + h.times_s, h.positions) for h in history]
+            plot = plot_chunk(chunk.times_s, chunk.positions, size, self.robot.joints.names, history=past,
+                              limits=(np.array(self.robot.joints.position_min), np.array(self.robot.joints.position_max)))
+        else:
+            camera = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+            plot = placeholder(size, "no chunk yet")
+        if future is not None:
+            imagined = cv2.resize(future, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+        else:
+            imagined = placeholder(size, "no imagined future from this policy")
+        return compose([camera, imagined, plot], ["camera + predicted end-effector path (blue: now, yellow: later)",
+                                                  "imagined future (dorsal stream)",
+                                                  "commanded joint chunk (normalised per joint)"])
+
+    def write(self, path: Path, fps: float) -> int:
+        import cv2
+
+        if not self.frames:
+            return 0
+        first = self.compose(0)
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (first.shape[1], first.shape[0]))
+        for k in range(len(self.frames)):
+            writer.write(cv2.cvtColor(first if k == 0 else self.compose(k), cv2.COLOR_RGB2BGR))
+        writer.release()
+        return len(self.frames)
+
+    def still(self, path: Path) -> bool:
+        """The most telling frame (a path is drawn, about a third into the episode) as a PNG."""
+        import cv2
+
+        with_path = [k for k, f in enumerate(self.frames) if f[1] is not None]
+        if not with_path:
+            return False
+        k = with_path[len(with_path) // 3]
+        cv2.imwrite(str(path), cv2.cvtColor(self.compose(k), cv2.COLOR_RGB2BGR))
+        return True
+
+
 def run_demo(robot: str, tasks: list[str], episodes: int, split: str, seed: int, model: str,
-             out_dir: Path) -> list[EpisodeResult]:
+             out_dir: Path, overlay: bool = True) -> list[EpisodeResult]:
     import rclpy
     from rcl_interfaces.msg import Parameter as ParameterMsg
     from rcl_interfaces.msg import ParameterType, ParameterValue
@@ -103,6 +198,7 @@ def run_demo(robot: str, tasks: list[str], episodes: int, split: str, seed: int,
     from trajectory_msgs.msg import JointTrajectory
 
     from uam_ros.control.robot_config import load_robot_config
+    from uam_ros.ros.conversions import duration_to_s, stamp_to_s
     from uam_ros.ros.qos import COMMAND_QOS, INSTRUCTION_QOS, SENSOR_QOS
     from uam_ros.sim.tasks import get_task
 
@@ -115,8 +211,21 @@ def run_demo(robot: str, tasks: list[str], episodes: int, split: str, seed: int,
     frames: list[np.ndarray] = []
     state = {"success": False, "commands": 0, "first_command": None}
 
+    recorder = OverlayRecorder(config) if overlay else None
+
     def on_image(msg: Image) -> None:
         frames.append(np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.width, 3).copy())
+        if recorder is not None:
+            recorder.on_frame(frames[-1])
+
+    def on_predicted(msg: JointTrajectory) -> None:
+        if recorder is not None and msg.points:
+            recorder.on_trajectory(stamp_to_s(msg.header.stamp), [duration_to_s(p.time_from_start) for p in msg.points],
+                                   [list(p.positions) for p in msg.points])
+
+    def on_future(msg: Image) -> None:
+        if recorder is not None and msg.encoding == "rgb8":
+            recorder.on_future(np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.width, 3).copy())
 
     def on_success(msg: Bool) -> None:
         state["success"] = bool(msg.data)
@@ -129,6 +238,8 @@ def run_demo(robot: str, tasks: list[str], episodes: int, split: str, seed: int,
     node.create_subscription(Image, config.camera.image_topic, on_image, SENSOR_QOS)
     node.create_subscription(Bool, "/uam_sim/success", on_success, INSTRUCTION_QOS)
     node.create_subscription(JointTrajectory, config.controller.trajectory_topic, on_command, COMMAND_QOS)
+    node.create_subscription(JointTrajectory, "/uam_policy/predicted_trajectory", on_predicted, 10)
+    node.create_subscription(Image, "/uam_policy/imagined_future", on_future, SENSOR_QOS)
 
     def spin_until(predicate, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -169,6 +280,8 @@ def run_demo(robot: str, tasks: list[str], episodes: int, split: str, seed: int,
                 instruction = reset.message
                 spin_until(lambda: False, 0.3)
                 frames.clear()
+                if recorder is not None:
+                    recorder.clear()
                 state.update(success=False, commands=0, first_command=None)
                 policy_model = model or f"expert://{task}?split={split}&seed={episode_seed}"
                 name = f"{robot}_{task}_{split}_{episode_seed}"
@@ -184,9 +297,13 @@ def run_demo(robot: str, tasks: list[str], episodes: int, split: str, seed: int,
                 t_success = (time.monotonic() - state["first_command"]) if (success and state["first_command"]) else None
                 video = out_dir / f"{name}.mp4"
                 _write_video(frames, video, fps=15.0)
+                overlay_video = ""
+                if recorder is not None and recorder.write(out_dir / f"{name}_overlay.mp4", fps=15.0):
+                    overlay_video = f"{name}_overlay.mp4"
+                    recorder.still(out_dir / f"{name}_overlay.png")
                 sheet_rows.append((f"{'SUCCESS' if success else 'FAIL'}  {name}: {instruction}", list(frames)))
                 result = EpisodeResult(robot, task, split, episode_seed, instruction, success, t_success,
-                                       time.monotonic() - started, state["commands"], video.name)
+                                       time.monotonic() - started, state["commands"], video.name, overlay_video)
                 results.append(result)
                 timing = f"{t_success:.1f} s" if t_success is not None else "-"
                 print(f"[demo] {name:<34} {'SUCCESS' if success else 'FAIL   '} {timing:>7}  '{instruction}'",
@@ -214,6 +331,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--model", default="", help="checkpoint directory; default: models/default/<robot> if "
                         "present, else the scripted expert through the same ROS path")
     parser.add_argument("--out", type=Path, default=None, help="output directory (default: runs/demo-<time>)")
+    parser.add_argument("--no-overlay", action="store_true",
+                        help="skip the overlay videos (camera + projected predicted path, imagined future, chunk plot)")
     parser.add_argument("--domain-id", type=int, default=None,
                         help="ROS_DOMAIN_ID (default: a random private one, so no real robot can hear the demo)")
 
@@ -229,5 +348,6 @@ def run(args) -> int:
     if not model and (default / "model.safetensors").is_file():
         model = str(default)
     out = args.out or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")
-    results = run_demo(args.robot, args.tasks, args.episodes, args.split, args.seed, model, out)
+    results = run_demo(args.robot, args.tasks, args.episodes, args.split, args.seed, model, out,
+                       overlay=not getattr(args, "no_overlay", False))
     return 0 if results and all(r.success for r in results) else 1

@@ -107,6 +107,7 @@ class RobotConfig:
     camera: CameraConfig = spec(description="Policy camera")
     control: ControlConfig = spec(default_factory=ControlConfig, description="Control loop settings")
     chunk: ChunkConfig = spec(default_factory=ChunkConfig, description="Action chunk settings")
+    urdf: str = spec("", description="URDF or .xacro for robot_state_publisher/RViz, relative to this YAML")
     sim: dict | None = spec(None, description="Simulator-specific settings (read by uam_ros.sim)")
 
     def check(self) -> None:

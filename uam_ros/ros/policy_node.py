@@ -11,6 +11,7 @@ import signal
 import threading
 from dataclasses import dataclass
 
+import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -20,11 +21,13 @@ from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
 from diagnostic_msgs.msg import DiagnosticArray
+from visualization_msgs.msg import MarkerArray
 
 from uam_ros.control.policy_loop import PolicyLoop, TickResult
 from uam_ros.control.robot_config import RobotConfig, load_robot_config
 from uam_ros.ros.conversions import positions_msg, rgb_to_image_msg, stamp_to_s, trajectory_to_msg, image_msg_to_rgb
 from uam_ros.ros.diagnostics import RateCounter, diagnostic_array, status_level
+from uam_ros.ros.markers import PathScene, predicted_path_markers
 from uam_ros.ros.params import declare
 from uam_ros.ros.qos import COMMAND_QOS, INSTRUCTION_QOS, SENSOR_QOS
 from uam_ros.ros_env import localhost_defaults
@@ -45,6 +48,27 @@ class PolicyNodeParams:
     output_mode: str = spec("trajectory", description="Command interface", choices=("trajectory", "position"))
     diagnostics_period_s: float = spec(1.0, description="Period of /diagnostics messages", gt=0.0, le=60.0)
     seed: int = spec(0, description="Seed of the flow-matching noise", ge=0)
+    predicted_path: bool = spec(True, description="Publish ~/predicted_path (end-effector path of each chunk, "
+                                "forward kinematics of the robot's MuJoCo model)")
+
+
+class _PollRecorder:
+    """Passes the loop's calls through to the inference worker and keeps the last polled result,
+    so a chunk the safety filter refused can still be drawn (the loop drops it when it holds)."""
+
+    def __init__(self, worker) -> None:
+        self.worker = worker
+        self.last = None
+
+    def submit(self, observation) -> bool:
+        return self.worker.submit(observation)
+
+    def poll(self):
+        self.last = self.worker.poll()
+        return self.last
+
+    def busy_for_s(self) -> float:
+        return self.worker.busy_for_s()
 
 
 class PolicyNode(LifecycleNode):
@@ -66,6 +90,9 @@ class PolicyNode(LifecycleNode):
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_timer = self.create_timer(self.params.diagnostics_period_s, self._publish_diagnostics)
         self._endpoints: list = []
+        self.kinematics = None  # uam_ros.kinematics.RobotKinematics, built at configure
+        self._poll: _PollRecorder | None = None
+        self._last_path = None
 
     # ---- lifecycle ------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -93,7 +120,10 @@ class PolicyNode(LifecycleNode):
         joint_names = list(robot.joints.names) + ([robot.gripper.joint] if robot.gripper else [])
         choice = create_policy(self.params.backend, model, joint_names, threads=self.params.inference_threads,
                                seed=self.params.seed, default_dt_s=1.0 / robot.chunk.action_rate_hz,
-                               robot=self.params.robot, chunk_size=robot.chunk.chunk_size)
+                               robot=self.params.robot, chunk_size=robot.chunk.chunk_size,
+                               options={"progress": self.get_logger().info})
+        if choice.fallback:
+            self.get_logger().warning(choice.reason)
         self.warmup_s = choice.policy.warmup()
         self.get_logger().info(
             f"robot '{robot.name}', model '{model}', backend {choice.name} ({choice.reason}), "
@@ -101,15 +131,37 @@ class PolicyNode(LifecycleNode):
         )
         self.robot, self.backend_name, self.backend_reason = robot, choice.name, choice.reason
         self.worker = InferenceWorker(choice.policy)
-        self.loop = PolicyLoop(robot, self.worker, self.params.inference_timeout_s or None)
+        self._poll = _PollRecorder(self.worker)
+        self.loop = PolicyLoop(robot, self._poll, self.params.inference_timeout_s or None)
         self.loop.set_instruction(self.params.instruction)
+        self.kinematics = self._load_kinematics(robot) if self.params.predicted_path else None
+        self._last_path = None
         self._create_endpoints(robot)
+
+    def _load_kinematics(self, robot: RobotConfig):
+        """FK model for ~/predicted_path, built once here (off the control path). A robot without a
+        MuJoCo model (no sim: section) still runs; it just publishes no path."""
+        import time
+
+        from uam_ros.kinematics import RobotKinematics
+
+        start = time.monotonic()
+        try:
+            kinematics = RobotKinematics(robot)
+        except Exception as exc:  # noqa: BLE001 - visualisation must never stop the policy
+            self.get_logger().warning(f"~/predicted_path disabled: no kinematic model for '{robot.name}': {exc}")
+            return None
+        self.get_logger().info(f"~/predicted_path: forward kinematics of '{robot.name}' "
+                               f"({robot.base_frame} -> {kinematics.info.tcp_site}), built in "
+                               f"{time.monotonic() - start:.2f} s")
+        return kinematics
 
     def _create_endpoints(self, robot: RobotConfig) -> None:
         pub = self.create_lifecycle_publisher
         self._traj_pub = pub(JointTrajectory, robot.controller.trajectory_topic, COMMAND_QOS)
         self._predicted_pub = pub(JointTrajectory, "~/predicted_trajectory", 10)
         self._future_pub = pub(Image, "~/imagined_future", 2)
+        self._path_pub = pub(MarkerArray, "~/predicted_path", 2) if self.kinematics is not None else None
         self._gripper_pub = pub(Float64MultiArray, robot.gripper.command_topic, COMMAND_QOS) if robot.gripper else None
         self._position_pub = None
         if self.params.output_mode == "position":
@@ -121,7 +173,8 @@ class PolicyNode(LifecycleNode):
             self.create_service(SetBool, "~/enable", self._on_enable),
         ]
         self._publishers_owned = [p for p in (self._traj_pub, self._predicted_pub, self._future_pub,
-                                              self._gripper_pub, self._position_pub) if p is not None]
+                                              self._gripper_pub, self._position_pub, self._path_pub)
+                                  if p is not None]
 
     def _destroy_endpoints(self) -> None:
         for endpoint in self._endpoints:
@@ -148,7 +201,7 @@ class PolicyNode(LifecycleNode):
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._destroy_endpoints()
-        self.loop = self.worker = self.robot = None
+        self.loop = self.worker = self.robot = self._poll = self.kinematics = None
         self.lifecycle_state = "unconfigured"
         return TransitionCallbackReturn.SUCCESS
 
@@ -225,6 +278,7 @@ class PolicyNode(LifecycleNode):
     def _on_tick(self) -> None:
         now = self._now_s()
         previous = self.loop.status
+        self._poll.last = None
         result: TickResult = self.loop.tick(now)
         if self.loop.status != previous and self.loop.status not in ("running", "waiting"):
             self.get_logger().warning(f"holding: {self.loop.status}: {self.loop.status_detail}",
@@ -238,12 +292,53 @@ class PolicyNode(LifecycleNode):
                 self.commands_published += 1
         if self.enabled and result.gripper is not None and self._gripper_pub is not None:
             self._gripper_pub.publish(positions_msg([result.gripper]))
+        refused = self.loop.status.startswith("rejected_") and self._poll.last is not None
+        if self._path_pub is not None and (result.command is not None or refused):
+            try:
+                self._publish_path(now, result)
+            except Exception as exc:  # noqa: BLE001 - visualisation must never stop the control loop
+                self.get_logger().error(f"~/predicted_path: {exc}", throttle_duration_sec=5.0)
         if result.imagined_future is not None:
             self._future_pub.publish(rgb_to_image_msg(result.imagined_future, now, self.robot.base_frame))
         if self.enabled and self._position_pub is not None:
             setpoint = self.loop.setpoint(now)
             if setpoint is not None:
                 self._position_pub.publish(positions_msg(setpoint))
+
+    def _publish_path(self, now: float, result: TickResult) -> None:
+        """~/predicted_path for an accepted chunk, a refused one (red) or a hold (path cleared)."""
+        kinematics, robot, loop = self.kinematics, self.robot, self.loop
+        dof = robot.arm_dof
+        latency_ms = loop.counters.last_inference_s * 1e3
+        status = (f"{loop.status} | {self.backend_name} {latency_ms:.0f} ms | "
+                  f"{'ENABLED' if self.enabled else 'dry-run'}")
+        if result.chunk is not None and result.command is not None:
+            command = result.command
+            path = kinematics.tcp_positions(command.positions)
+            plan = loop.scheduler.plan  # the merged chunk before the safety filter, point for point
+            clamped = requested = closed = None
+            if plan is not None and plan.positions.shape[0] == command.positions.shape[0]:
+                asked = plan.positions[:, :dof]
+                clamped = np.any(np.abs(asked - command.positions) > 1e-9, axis=1)
+                if np.any(clamped):
+                    requested = kinematics.tcp_positions(asked)
+                if robot.gripper is not None:
+                    g = plan.positions[:, dof]
+                    closed = np.abs(g - robot.gripper.closed_position) < np.abs(g - robot.gripper.open_position)
+            scene = PathScene(path=path, times_s=command.time_from_start_s, clamped=clamped, requested=requested,
+                              gripper_closed=closed, previous=self._last_path, status=status)
+            self._last_path, stamp = path, command.stamp_s
+        else:
+            rejected = None
+            polled = self._poll.last
+            if polled is not None and polled.chunk is not None and loop.status.startswith("rejected_"):
+                q = np.asarray(polled.chunk.positions, dtype=np.float64)
+                if q.ndim == 2 and q.shape[1] >= dof:
+                    q = q[np.all(np.isfinite(q[:, :dof]), axis=1)]
+                    rejected = kinematics.tcp_positions(q) if len(q) else None
+            scene = PathScene(rejected=rejected, previous=self._last_path, status=f"{status}: {loop.status_detail}")
+            stamp = now
+        self._path_pub.publish(predicted_path_markers(robot.base_frame, stamp, scene))
 
     def _publish_diagnostics(self) -> None:
         now = self._now_s()

@@ -1,0 +1,163 @@
+"""The bringup description that policy.launch.py and `uam run` share, for every shipped robot."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import sys
+
+import pytest
+import yaml
+
+from uam_ros.config_errors import ConfigError
+from uam_ros.control.robot_config import available_robots, load_robot_config
+from uam_ros.resources import share_dir
+from uam_ros.ros import bringup
+from uam_ros.ros.bringup import ARGUMENTS, BringupArgs, describe, parameter_text, process_command
+
+ROBOTS = available_robots()
+
+
+def by_name(nodes):
+    return {n.name: n for n in nodes}
+
+
+def test_robots_are_shipped():
+    assert {"franka_panda", "ur5e"} <= set(ROBOTS)
+
+
+def test_launch_arguments_and_bringup_args_are_one_list():
+    assert [a.name for a in ARGUMENTS] == [f.name for f in dataclasses.fields(BringupArgs)]
+    assert BringupArgs.from_strings({a.name: a.default for a in ARGUMENTS}) == BringupArgs()
+    for argument in ARGUMENTS:
+        if argument.choices:
+            assert argument.default in argument.choices
+
+
+@pytest.mark.parametrize("robot", ROBOTS)
+def test_policy_only_by_default(robot):
+    nodes = describe(BringupArgs(robot=robot))
+    assert [n.name for n in nodes] == ["uam_policy"]
+    policy = nodes[0]
+    assert policy.lifecycle and policy.autostart_parameter == "autostart"
+    assert policy.package == "uam_ros" and policy.executable == "uam_policy"
+    assert policy.parameters["enable"] is False  # dry-run unless asked
+    assert policy.parameters["robot"] == robot and policy.parameters["model"] == ""
+    assert policy.remappings == ()
+
+
+@pytest.mark.parametrize("robot", ROBOTS)
+def test_sim_rviz_foxglove(robot):
+    config = load_robot_config(robot)
+    args = BringupArgs(robot=robot, sim=True, rviz=True, foxglove=True, namespace="cell1", task="pick", seed=3,
+                       use_sim_time=True)
+    nodes = by_name(describe(args))
+    assert list(nodes)[:2] == ["uam_sim", "uam_policy"]
+    sim, policy = nodes["uam_sim"], nodes["uam_policy"]
+    assert sim.parameters["task"] == "pick" and sim.parameters["seed"] == 3 and sim.parameters["robot"] == robot
+    # No checkpoint shipped: the sim's scripted expert for the same episode drives the policy node.
+    assert policy.parameters["model"] in ("", "expert://pick?split=train&seed=3")
+    assert ("~/instruction", "uam_sim/instruction") in policy.remappings
+    assert all(n.namespace == "cell1" and n.parameters.get("use_sim_time") is True for n in nodes.values())
+    rviz = nodes["rviz"]
+    config_file = rviz.arguments[rviz.arguments.index("-d") + 1]
+    assert config_file == str(share_dir() / "config" / "uam.rviz")
+    assert rviz.arguments[rviz.arguments.index("-f") + 1] == config.base_frame
+    assert nodes["base_frame_publisher"].arguments[-1] == config.base_frame  # no URDF: TF for the fixed frame
+    topics = dict(t.split("=") for t in nodes["uam_foxglove"].parameters["topics"])
+    assert topics["/cell1/uam_policy/predicted_path"] == "visualization_msgs/msg/MarkerArray"
+    assert topics["/cell1/" + config.camera.image_topic] == "sensor_msgs/msg/Image"
+    assert topics[config.controller.trajectory_topic] == "trajectory_msgs/msg/JointTrajectory"
+    for node in nodes.values():
+        if node.module is not None:
+            assert importlib.util.find_spec(node.module) is not None, node.module
+
+
+def test_the_rviz_config_shows_what_the_nodes_publish():
+    config = yaml.safe_load((share_dir() / "config" / "uam.rviz").read_text())
+    displays = config["Visualization Manager"]["Displays"]
+    classes = {d["Class"] for d in displays}
+    assert {"rviz_default_plugins/Image", "rviz_default_plugins/MarkerArray",
+            "rviz_default_plugins/RobotModel"} <= classes
+    topics = {d.get("Topic", {}).get("Value") for d in displays if isinstance(d.get("Topic"), dict)}
+    assert {"camera/image_raw", "uam_policy/imagined_future", "uam_policy/predicted_path"} <= topics
+
+
+def test_a_robot_with_a_urdf_gets_robot_state_publisher(tmp_path):
+    import yaml
+
+    from uam_ros.resources import robots_dir
+
+    urdf = tmp_path / "arm.urdf"
+    urdf.write_text('<robot name="arm"><link name="panda_link0"/></robot>')
+    data = yaml.safe_load((robots_dir() / "franka_panda.yaml").read_text())
+    data["urdf"] = "arm.urdf"  # relative to the robot YAML
+    robot_yaml = tmp_path / "arm.yaml"
+    robot_yaml.write_text(yaml.safe_dump(data))
+    nodes = by_name(describe(BringupArgs(robot=str(robot_yaml), rviz=True)))
+    rsp = nodes["robot_state_publisher"]
+    assert rsp.package == rsp.executable == "robot_state_publisher" and rsp.module is None
+    assert rsp.parameters["robot_description"] == urdf.read_text()
+    assert "base_frame_publisher" not in nodes  # the URDF's TF provides the fixed frame
+    assert nodes["uam_policy"].parameters["robot"] == str(robot_yaml.resolve())
+    data["urdf"] = "missing.urdf"
+    robot_yaml.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match="urdf"):
+        describe(BringupArgs(robot=str(robot_yaml)))
+
+
+def test_argument_errors_name_the_argument():
+    with pytest.raises(ConfigError, match="backend"):
+        BringupArgs.from_strings({"backend": "cuda"})
+    with pytest.raises(ConfigError, match="sim"):
+        BringupArgs.from_strings({"sim": "maybe"})
+    with pytest.raises(ConfigError, match="seed"):
+        BringupArgs.from_strings({"seed": "x"})
+    with pytest.raises(ConfigError, match="robotz"):
+        BringupArgs.from_strings({"robotz": "ur5e"})
+    with pytest.raises(ConfigError, match="robot"):
+        describe(BringupArgs(robot="no_such_robot"))
+
+
+@pytest.mark.parametrize("value", ["expert://reach?split=train&seed=0", "", "true", "1.5", "plain", " padded",
+                                   "a: b", True, False, 3, 0.25, ["/a=x/msg/Y", "/b=z/msg/W"]])
+def test_parameter_text_round_trips_through_yaml(value):
+    assert yaml.safe_load(parameter_text(value)) == value
+
+
+def test_process_commands_match_the_description():
+    nodes = by_name(describe(BringupArgs(sim=True, rviz=True, namespace="ns", enable=True)))
+    command = process_command(nodes["uam_policy"])
+    assert command[:3] == [sys.executable, "-m", "uam_ros.ros.policy_node"]
+    text = " ".join(command)
+    assert "-r __node:=uam_policy" in text and "-r __ns:=/ns" in text and "-p autostart:=true" in text
+    assert "-p enable:=true" in text and "-r ~/instruction:=uam_sim/instruction" in text
+    if importlib.util.find_spec("rviz_common") is None and process_command(nodes["rviz"]) is None:
+        assert True  # pip-only: rviz2 is skipped, not faked
+
+
+def test_uam_run_has_a_flag_per_launch_argument():
+    from uam_ros.cli import build_parser
+
+    parser = build_parser()
+    run = next(a for a in parser._subparsers._group_actions[0].choices.items() if a[0] == "run")[1]
+    flags = {option for action in run._actions for option in action.option_strings}
+    for argument in ARGUMENTS:
+        assert "--" + argument.name.replace("_", "-") in flags, argument.name
+
+
+def test_every_parameter_is_one_the_node_declares():
+    """The description cannot pass a parameter the node does not know (ROS would silently keep it)."""
+    pytest.importorskip("rclpy", reason="rclpy is not installed (the node modules import it)")
+    from uam_ros.ros.foxglove_bridge import FoxgloveBridgeParams
+    from uam_ros.ros.policy_node import PolicyNodeParams
+    from uam_ros.ros.sim_node import SimNodeParams
+
+    declared = {"uam_policy": PolicyNodeParams, "uam_sim": SimNodeParams, "uam_foxglove": FoxgloveBridgeParams}
+    extra = {"uam_foxglove": {"topics"}}  # declared by hand: a string array
+    nodes = describe(BringupArgs(sim=True, foxglove=True))
+    for node in nodes:
+        names = {f.name for f in dataclasses.fields(declared[node.name])} | extra.get(node.name, set())
+        assert set(node.parameters) - {"use_sim_time"} <= names, node.name
+        if node.autostart_parameter:
+            assert node.autostart_parameter in names
