@@ -154,7 +154,10 @@ def test_dry_run_predicts_without_commanding_until_enabled(tmp_path, client, pan
         for msg in commands.messages:
             check_jtc_valid(msg, panda, client.now_s())
 
+        commands.clear()
         client.call(SetBool, "/uam_policy/enable", SetBool.Request(data=False))
+        assert client.run(5.0, arm.joints(client), arm.image(client),
+                          until=lambda: any(len(m.points) == 1 for m in commands.messages)), "disable must hold"
         go()
         commands.clear()
         go()

@@ -60,7 +60,7 @@ def test_sim_publishes_sensors_and_episode(sim, client, panda):
     image = images.messages[-1]
     assert (image.width, image.height, image.encoding) == (panda.camera.width, panda.camera.height, "rgb8")
     k = infos.messages[-1].k
-    assert k[2] == pytest.approx(image.width / 2) and k[0] > 0
+    assert k[2] == pytest.approx((image.width - 1) / 2) and k[0] > 0
     assert "reach" in instruction.messages[-1].data or instruction.messages[-1].data
 
 

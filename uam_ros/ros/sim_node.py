@@ -52,9 +52,10 @@ def camera_info(width: int, height: int, fovy_deg: float, frame_id: str, stamp_s
     info.width, info.height = width, height
     info.distortion_model = "plumb_bob"
     info.d = [0.0] * 5
-    info.k = [f, 0.0, width / 2.0, 0.0, f, height / 2.0, 0.0, 0.0, 1.0]
+    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0  # pixel centres at integers (ROS/OpenCV convention)
+    info.k = [f, 0.0, cx, 0.0, f, cy, 0.0, 0.0, 1.0]
     info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    info.p = [f, 0.0, width / 2.0, 0.0, 0.0, f, height / 2.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    info.p = [f, 0.0, cx, 0.0, 0.0, f, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
     return info
 
 
