@@ -1,0 +1,549 @@
+"""`uam collect`: record scripted-expert episodes (and vision-language pairs) into a dataset directory.
+
+    uam collect --robot franka_panda --tasks reach pick --episodes 20 --split train --out data/train
+    uam collect --tasks reach --episodes 10 --split heldout --out data/heldout
+    uam collect --tasks --episodes 0 --vl-pairs 3000 --out data/vl        # vision-language pairs only
+
+Episode ``i`` of a task uses seed ``--seed + i`` in ``uam_ros.sim.tasks.sample_episode(task, split,
+seed)``; the expert runs at the robot's action rate (10 Hz), one camera frame, joint state and
+commanded target per step. Only successful episodes are kept; failures are listed in meta.json.
+Collection is resumable (episode files already present, and failures already recorded, are
+skipped) and runs over ``--workers`` processes (spawned, each with its own MuJoCo world).
+
+The split is part of the dataset's identity: a directory collected as ``train`` refuses held-out
+episodes and vice versa, so held-out data can never end up in a training set by accident.
+
+Vision-language pairs (``--vl-pairs M``) are questions and captions about random table scenes
+rendered by the same camera: colours, shapes, counts, left/right, nearer/farther. Their scenes use
+*every* colour and shape, including the combinations and the ``cross`` shape that the train split
+of the action data never contains -- the ventral VLM learns about them, the action data does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from uam_ros.train.dataset_format import (
+    DatasetError,
+    DatasetMeta,
+    DatasetWriter,
+    Episode,
+    EpisodeInfo,
+)
+from uam_ros.train.progress import Progress
+from uam_ros.train.provenance import created_info
+
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+VL_PAIRS_PER_SCENE = 6
+VL_SCENES_PER_JOB = 10  # scenes per worker job; one object layout ("structure") per job keeps compiles rare
+MIN_VISIBLE_PIXELS = 12  # an object this small in the image is not asked about: the scene is re-drawn
+
+
+# ------------------------------------------------------------------------------------- sim coupling
+
+
+def show_episode(world: Any, episode: Any) -> None:
+    """Put ``episode`` into an existing SimWorld (the compiled model is reused when the objects'
+    shapes are the same). Rendering is left exactly as SimWorld does it -- the ROS sim node renders
+    the same way, so training frames and run-time frames come from one code path."""
+    if world.episode is episode:
+        world.reset()
+    else:
+        world.load_episode(episode)
+
+
+# ------------------------------------------------------------------------------------- episodes
+
+
+@dataclass(frozen=True)
+class EpisodeJob:
+    robot: str
+    task: str
+    split: str
+    seed: int
+    camera: str
+    image_size: tuple[int, int]  # (height, width)
+    max_steps: int | None
+
+
+@dataclass
+class EpisodeOutcome:
+    task: str
+    seed: int
+    success: bool
+    steps: int
+    seconds: float
+    episode: Episode | None  # only successful episodes are returned
+
+
+_WORLD = None  # one SimWorld per worker process, reused across episodes
+_WORLD_KEY: tuple[str, bool] | None = None
+
+
+def _world_for(job: EpisodeJob, episode_spec: Any) -> Any:
+    global _WORLD, _WORLD_KEY
+    from uam_ros.sim.world import SimWorld
+
+    key = (job.robot, job.camera == "wrist")
+    if _WORLD is None or _WORLD_KEY != key:
+        _WORLD = SimWorld(job.robot, episode_spec, wrist_camera=key[1])
+        _WORLD_KEY = key
+    show_episode(_WORLD, episode_spec)
+    return _WORLD
+
+
+def record_expert_episode(job: EpisodeJob) -> EpisodeOutcome:
+    """Run the scripted expert on (task, split, seed) and record every 10 Hz step.
+
+    The loop is ``uam_ros.sim.expert.run_expert_episode``'s (same stop rule), recording more per
+    step: the frame and joint state *before* the step and the target commanded in it.
+    """
+    from uam_ros.sim.expert import ScriptedExpert
+    from uam_ros.sim.tasks import sample_episode
+
+    start = time.monotonic()
+    spec = sample_episode(job.task, job.split, job.seed)
+    world = _world_for(job, spec)
+    if world.cfg.gripper is None:
+        raise DatasetError(f"robot {job.robot!r} has no gripper; the scripted experts need one")
+    expert = ScriptedExpert(world)
+    dt = 1.0 / world.cfg.chunk.action_rate_hz
+    height, width = job.image_size
+    limit = job.max_steps if job.max_steps is not None else spec.max_steps
+    rows: dict[str, list[np.ndarray]] = {k: [] for k in Episode.ARRAYS}
+    success = False
+    for _ in range(limit):
+        _, q, v = world.joint_state()
+        rows["frames"].append(world.render(job.camera, width, height))
+        rows["joint_positions"].append(q)
+        rows["joint_velocities"].append(v)
+        rows["gripper_opening"].append(np.float32(world.gripper_opening()))
+        rows["ee_positions"].append(world.ee_position())
+        rows["time_s"].append(np.float64(world.time))
+        action = expert.act()
+        rows["actions"].append(action)
+        world.move_to(action[:-1], float(action[-1]), dt)
+        success = world.success()
+        if expert.done() or success:  # run_expert_episode's stop rule
+            break
+    steps = len(rows["actions"])
+    seconds = time.monotonic() - start
+    if not success:
+        return EpisodeOutcome(job.task, job.seed, False, steps, seconds, None)
+    info = EpisodeInfo(
+        task=job.task,
+        split=job.split,
+        seed=job.seed,
+        instruction=spec.instruction,
+        success=True,
+        steps=steps,
+        objects=[
+            {"name": o.name, "shape": o.shape, "color": o.color, "pos": [float(o.pos[0]), float(o.pos[1])],
+             "yaw": float(o.yaw)}
+            for o in spec.objects
+        ],
+        target=spec.target,
+        goal=spec.goal,
+    )
+    episode = Episode(**{k: np.stack(v) for k, v in rows.items()}, info=info)
+    return EpisodeOutcome(job.task, job.seed, True, steps, seconds, episode)
+
+
+def _collect_job(args: tuple[EpisodeJob, str]) -> EpisodeOutcome:
+    """Worker entry: record one episode and, when it succeeded, write its file (in the worker, so
+    compression runs in parallel); the episode arrays are not sent back."""
+    job, root = args
+    outcome = record_expert_episode(job)
+    if outcome.episode is not None:
+        from uam_ros.train.dataset_format import episode_filename, save_episode
+
+        save_episode(Path(root) / episode_filename(job.task, job.seed), outcome.episode)
+        outcome.episode = None
+    return outcome
+
+
+# ------------------------------------------------------------------------------------- VL pairs
+
+
+@dataclass(frozen=True)
+class SceneObject:
+    """What the question generator knows about one object: its words and where it is in the image."""
+
+    color: str
+    shape: str
+    u: float  # horizontal image position of its visible pixels, 0 = left edge .. 1 = right edge
+    depth: float  # distance from the camera [m]
+
+    @property
+    def label(self) -> str:
+        return f"{self.color} {self.shape}"
+
+
+def article(phrase: str) -> str:
+    return "an" if phrase[:1] in "aeiou" else "a"
+
+
+def plural(noun: str) -> str:
+    return noun + ("es" if noun.endswith(("s", "x", "ch", "sh")) else "s")
+
+
+def vl_candidates(objects: Sequence[SceneObject], rng: np.random.Generator) -> list[tuple[str, str, str]]:
+    """Every (kind, prompt, answer) this scene supports. Ambiguous questions are never asked: an
+    object is named only when its label is unique, left/right needs 10% of the image width between
+    the two, nearer/farther 6 cm."""
+    from uam_ros.sim.objects import COLORS, SHAPES
+
+    out: list[tuple[str, str, str]] = []
+    ordered = sorted(objects, key=lambda o: o.u)
+    out.append(("caption", "list the objects from left to right:", ", ".join(o.label for o in ordered)))
+    colors = [o.color for o in objects]
+    shapes = [o.shape for o in objects]
+    labels = [o.label for o in objects]
+    for obj in objects:
+        if shapes.count(obj.shape) == 1:
+            out.append(("color", f"what color is the {obj.shape}?", obj.color))
+        if colors.count(obj.color) == 1:
+            out.append(("shape", f"what is the {obj.color} object?", obj.shape))
+    out.append(("count", "how many objects are there?", NUMBER_WORDS[len(objects)]))
+    color = str(rng.choice(list(COLORS)))
+    out.append(("count", f"how many {color} objects are there?", NUMBER_WORDS[colors.count(color)]))
+    shape = str(rng.choice(list(SHAPES)))
+    out.append(("count", f"how many {plural(shape)} are there?", NUMBER_WORDS[shapes.count(shape)]))
+    present = objects[int(rng.integers(len(objects)))]
+    out.append(("exists", f"is there {article(present.label)} {present.label}?", "yes"))
+    absent = [f"{c} {s}" for c in COLORS for s in SHAPES if f"{c} {s}" not in labels]
+    label = absent[int(rng.integers(len(absent)))]
+    out.append(("exists", f"is there {article(label)} {label}?", "no"))
+    unique = [o for o in objects if labels.count(o.label) == 1]
+    for i, a in enumerate(unique):
+        for b in unique[i + 1:]:
+            if abs(a.u - b.u) > 0.1:
+                first, second = (a, b) if rng.random() < 0.5 else (b, a)
+                side = "left" if rng.random() < 0.5 else "right"
+                truth = (first.u < second.u) == (side == "left")
+                out.append(("spatial", f"is the {first.label} {side} of the {second.label}?", "yes" if truth else "no"))
+            if abs(a.depth - b.depth) > 0.06:
+                first, second = (a, b) if rng.random() < 0.5 else (b, a)
+                nearer = first if first.depth < second.depth else second
+                out.append(("spatial", f"which is closer to the camera, the {first.label} or the {second.label}?",
+                            nearer.label))
+    return out
+
+
+Candidate = tuple[str, str, str]  # (kind, prompt, answer)
+
+
+def pick_vl_pairs(candidates: list[Candidate], rng: np.random.Generator, k: int) -> list[Candidate]:
+    """The caption plus k-1 questions, spread over the question kinds (round robin over shuffled kinds)."""
+    caption = [c for c in candidates if c[0] == "caption"][:1]
+    by_kind: dict[str, list[tuple[str, str, str]]] = {}
+    for cand in candidates:
+        if cand[0] != "caption":
+            by_kind.setdefault(cand[0], []).append(cand)
+    for items in by_kind.values():
+        rng.shuffle(items)
+    kinds = sorted(by_kind)
+    rng.shuffle(kinds)
+    chosen: list[tuple[str, str, str]] = []
+    while len(chosen) < k - len(caption) and any(by_kind.values()):
+        for kind in kinds:
+            if by_kind[kind] and len(chosen) < k - len(caption):
+                chosen.append(by_kind[kind].pop())
+    return caption + chosen
+
+
+def _vl_structure(rng: np.random.Generator) -> list[str]:
+    """The shapes of one VL job's scenes: 2-4 objects, mostly movable, at most one bin."""
+    from uam_ros.sim.objects import SHAPES
+
+    movable = [s for s, info in SHAPES.items() if info.movable]
+    fixtures = [s for s, info in SHAPES.items() if not info.movable]
+    shapes: list[str] = []
+    for _ in range(int(rng.integers(2, 5))):
+        pool = fixtures if rng.random() < 0.3 else movable
+        shape = str(rng.choice(pool))
+        if shape == "bin" and "bin" in shapes:
+            shape = str(rng.choice(movable))
+        shapes.append(shape)
+    return shapes
+
+
+def _vl_layout(rng: np.random.Generator, shapes: Sequence[str]) -> list[Any] | None:
+    from uam_ros.sim.objects import COLORS, SHAPES, ObjectSpec
+    from uam_ros.sim.tasks import SPACING, TABLE_REGION
+
+    placed: list[tuple[np.ndarray, float]] = []
+    objects = []
+    x0, x1, y0, y1 = TABLE_REGION
+    for i, shape in enumerate(shapes):
+        radius = SHAPES[shape].radius
+        for _ in range(200):
+            pos = np.array([rng.uniform(x0 + radius, x1 - radius), rng.uniform(y0 + radius, y1 - radius)])
+            if all(np.linalg.norm(pos - p) >= radius + r + SPACING for p, r in placed):
+                break
+        else:
+            return None
+        placed.append((pos, radius))
+        color = str(rng.choice(list(COLORS)))
+        objects.append(ObjectSpec(f"vl{i}", shape, color, (float(pos[0]), float(pos[1])),
+                                  float(rng.uniform(-math.pi, math.pi))))
+    return objects
+
+
+def render_vl_scenes(robot: str, camera: str, image_size: tuple[int, int], seed: int, n_scenes: int,
+                     pairs_per_scene: int = VL_PAIRS_PER_SCENE) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Render n_scenes random scenes of one object structure; returns (images, pairs) with pairs'
+    ``image`` indices local to the returned images."""
+    import mujoco
+
+    from uam_ros.sim.tasks import EpisodeSpec
+    from uam_ros.sim.world import SimWorld
+
+    rng = np.random.default_rng(seed)
+    shapes = _vl_structure(rng)
+    height, width = image_size
+    world = None
+    segmenter = None
+    images, pairs = [], []
+    try:
+        while len(images) < n_scenes:
+            objects = _vl_layout(rng, shapes)
+            if objects is None:
+                continue
+            spec = EpisodeSpec(task="reach", split="train", seed=seed, instruction="", objects=tuple(objects),
+                               target=objects[0].name)
+            if world is None:
+                world = SimWorld(robot, spec, wrist_camera=camera == "wrist")
+            show_episode(world, spec)
+            if segmenter is None:
+                segmenter = mujoco.Renderer(world.model, height=height, width=width)
+                segmenter.enable_segmentation_rendering()
+            segmenter.update_scene(world.data, camera=camera)
+            seg = segmenter.render()
+            scene = _scene_objects(world, objects, seg, camera)
+            if scene is None:  # something hidden (e.g. behind the arm): draw another layout
+                continue
+            image = world.render(camera, width, height)
+            index = len(images)
+            images.append(image)
+            for kind, prompt, answer in pick_vl_pairs(vl_candidates(scene, rng), rng, pairs_per_scene):
+                pairs.append({
+                    "image": index, "kind": kind, "prompt": prompt, "answer": answer,
+                    "scene": {"objects": [o.label for o in scene], "seed": seed},
+                })
+    finally:
+        if segmenter is not None:
+            segmenter.close()
+        if world is not None:
+            world.close()
+    return np.stack(images), pairs
+
+
+def _scene_objects(world: Any, objects: Sequence[Any], seg: np.ndarray, camera: str) -> list[SceneObject] | None:
+    """Objects with their image position (centroid of their visible pixels) and camera distance;
+    None when any object shows fewer than MIN_VISIBLE_PIXELS pixels."""
+    import mujoco
+
+    m, d = world.model, world.data
+    geom_ids = np.where(seg[..., 1] == int(mujoco.mjtObj.mjOBJ_GEOM), seg[..., 0], -1)
+    body_of_pixel = np.where(geom_ids >= 0, m.geom_bodyid[np.clip(geom_ids, 0, None)], -1)
+    cam = m.camera(camera).id
+    cam_pos = d.cam_xpos[cam]
+    out = []
+    for obj in objects:
+        bodies = [m.body(obj.body_name()).id]
+        if obj.shape == "button":
+            bodies.append(m.body(f"{obj.body_name()}_cap").id)
+        mask = np.isin(body_of_pixel, bodies)
+        if int(mask.sum()) < MIN_VISIBLE_PIXELS:
+            return None
+        cols = np.nonzero(mask)[1]
+        u = float(cols.mean() + 0.5) / seg.shape[1]
+        depth = float(np.linalg.norm(world.data.xpos[bodies[0]] - cam_pos))
+        out.append(SceneObject(obj.color, obj.shape, u, depth))
+    return out
+
+
+def _vl_job(args: tuple[str, str, tuple[int, int], int, int]) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    return render_vl_scenes(*args)
+
+
+# ------------------------------------------------------------------------------------- CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `uam collect` (no simulator import here: building the parser stays cheap)."""
+    parser.add_argument("--robot", default="franka_panda", help="robot name or YAML path")
+    parser.add_argument("--tasks", nargs="*", default=None, metavar="TASK",
+                        help="tasks to record: reach push pick put_in stack press (default: all); "
+                        "`--tasks` with none: VL pairs only")
+    parser.add_argument("--episodes", type=int, default=10, help="episodes attempted per task (seeds S..S+N-1)")
+    parser.add_argument("--split", choices=("train", "heldout"), default="train")
+    parser.add_argument("--out", type=Path, required=True, help="dataset directory (created, or resumed)")
+    parser.add_argument("--workers", type=int, default=1, help="parallel processes (spawned)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first episode of each task")
+    parser.add_argument("--camera", choices=("scene", "wrist"), default="scene",
+                        help="camera recorded (the sim node's default camera is 'scene')")
+    parser.add_argument("--image-size", type=int, default=0,
+                        help="square frame size to record [px] (default: the robot's camera size)")
+    parser.add_argument("--max-steps", type=int, default=None, help="override every task's step limit")
+    parser.add_argument("--vl-pairs", type=int, default=0,
+                        help=f"vision-language pairs to generate ({VL_PAIRS_PER_SCENE} per rendered scene)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    from uam_ros.sim.tasks import TASK_NAMES
+
+    if args.tasks is None:
+        args.tasks = list(TASK_NAMES)
+    unknown = [t for t in args.tasks if t not in TASK_NAMES]
+    if unknown:
+        raise SystemExit(f"uam collect: unknown task(s) {unknown} (known: {list(TASK_NAMES)})")
+    for name in ("episodes", "vl_pairs", "seed"):
+        if getattr(args, name) < 0:
+            raise SystemExit(f"uam collect: --{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    if args.workers < 1:
+        raise SystemExit(f"uam collect: --workers must be >= 1, got {args.workers}")
+    if args.image_size < 0:
+        raise SystemExit(f"uam collect: --image-size must be >= 0, got {args.image_size}")
+    if args.max_steps is not None and args.max_steps < 1:
+        raise SystemExit(f"uam collect: --max-steps must be >= 1, got {args.max_steps}")
+
+
+def _pool(workers: int):
+    # spawn, not fork: MuJoCo/EGL contexts and torch threads must not be inherited half-initialised.
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    return multiprocessing.get_context("spawn").Pool(workers)
+
+
+def _map(func, jobs: list, workers: int, ordered: bool = False):
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            yield func(job)
+        return
+    with _pool(min(workers, len(jobs))) as pool:
+        yield from (pool.imap if ordered else pool.imap_unordered)(func, jobs)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Collect; returns 0, or 1 when no episode of some task succeeded."""
+    from uam_ros.control.robot_config import load_robot_config
+
+    _check_args(args)
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    robot = load_robot_config(args.robot)
+    if robot.gripper is None:
+        raise SystemExit(f"uam collect: robot {robot.name!r} has no gripper; the scripted experts need one")
+    size = args.image_size or 0
+    image_size = (size, size) if size else (robot.camera.height, robot.camera.width)
+    meta = DatasetMeta(
+        robot=robot.name,
+        joint_names=list(robot.joints.names) + [robot.gripper.joint],
+        arm_joints=list(robot.joints.names),
+        gripper_joint=robot.gripper.joint,
+        image_height=image_size[0],
+        image_width=image_size[1],
+        camera=args.camera,
+        action_rate_hz=float(robot.chunk.action_rate_hz),
+        split=args.split,
+        tasks=sorted(args.tasks),
+        created=created_info(seed=args.seed),
+        notes="scripted-expert episodes; only successful ones are kept (failures listed)",
+    )
+    try:
+        writer = DatasetWriter(args.out, meta)
+    except DatasetError as error:
+        print(f"uam collect: {error}", file=sys.stderr)
+        return 2
+
+    jobs = [
+        EpisodeJob(str(args.robot), task, args.split, args.seed + i, args.camera, image_size, args.max_steps)
+        for task in args.tasks
+        for i in range(args.episodes)
+    ]
+    todo = [j for j in jobs if not writer.has_episode(j.task, j.seed) and not writer.has_failure(j.task, j.seed)]
+    skipped = len(jobs) - len(todo)
+    if skipped:
+        print(f"uam collect: resuming, {skipped} of {len(jobs)} episodes already done", file=sys.stderr)
+    bar = Progress(len(jobs), "collect", initial=skipped, unit="ep", enabled=not args.quiet)
+    kept = failed = 0
+    seconds = []
+    start = time.monotonic()
+    try:
+        for outcome in _map(_collect_job, [(job, str(writer.root)) for job in todo], args.workers):
+            seconds.append(outcome.seconds)
+            if outcome.success:
+                kept += 1
+            else:
+                failed += 1
+                writer.record_failure(outcome.task, outcome.seed, outcome.steps)
+                writer.finalize()  # failures are remembered even if the run is killed later
+            bar.update(1, kept=kept, failed=failed)
+    finally:
+        bar.close()
+        final = writer.finalize()
+    wall = time.monotonic() - start
+    if todo:
+        print(f"uam collect: {kept} kept, {failed} failed in {wall:.1f} s "
+              f"({np.mean(seconds):.2f} s per episode per worker); {final.num_episodes} episodes in {args.out}",
+              file=sys.stderr)
+
+    if args.vl_pairs:
+        _collect_vl(args, writer, image_size)
+
+    per_task = {t: sum(1 for p in Path(args.out).glob(f"episode_{t}_*.npz")) for t in args.tasks}
+    empty = [t for t, n in per_task.items() if n == 0 and args.episodes > 0]
+    if empty:
+        print(f"uam collect: no successful episode for {empty}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _collect_vl(args: argparse.Namespace, writer: DatasetWriter, image_size: tuple[int, int]) -> None:
+    """All VL pairs in one go (cheap next to episodes); skipped when the dataset already has as many."""
+    if writer.meta.num_vl_pairs >= args.vl_pairs:
+        print(f"uam collect: {writer.meta.num_vl_pairs} VL pairs already present, skipping", file=sys.stderr)
+        return
+    scenes = math.ceil(args.vl_pairs / VL_PAIRS_PER_SCENE)
+    jobs = []
+    base = args.seed * 7919 + 1_000_003 * (1 + ("train", "heldout").index(args.split))
+    for j, first in enumerate(range(0, scenes, VL_SCENES_PER_JOB)):
+        jobs.append((str(args.robot), args.camera, image_size, base + j, min(VL_SCENES_PER_JOB, scenes - first)))
+    bar = Progress(scenes, "vl scenes", unit="scene", enabled=not args.quiet)
+    images, pairs = [], []
+    start = time.monotonic()
+    try:
+        for job_images, job_pairs in _map(_vl_job, jobs, args.workers, ordered=True):  # ordered: deterministic
+            offset = sum(len(i) for i in images)
+            images.append(job_images)
+            pairs.extend({**p, "image": p["image"] + offset} for p in job_pairs)
+            bar.update(len(job_images))
+    finally:
+        bar.close()
+    pairs = pairs[: args.vl_pairs]
+    used = max(p["image"] for p in pairs) + 1
+    writer.write_vl(np.concatenate(images)[:used], pairs)
+    writer.finalize()
+    print(f"uam collect: {len(pairs)} VL pairs on {used} scenes in {time.monotonic() - start:.1f} s", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="uam collect", description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
