@@ -12,7 +12,6 @@ import yaml
 from uam_ros.config_errors import ConfigError
 from uam_ros.control.robot_config import available_robots, load_robot_config
 from uam_ros.resources import share_dir
-from uam_ros.ros import bringup
 from uam_ros.ros.bringup import ARGUMENTS, BringupArgs, describe, parameter_text, process_command
 
 ROBOTS = available_robots()

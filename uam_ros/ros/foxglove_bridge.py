@@ -12,21 +12,16 @@ from __future__ import annotations
 
 import importlib
 import re
-import signal
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from rclpy.signals import SignalHandlerOptions
 
 from uam_ros.ros.params import declare
-from uam_ros.ros_env import localhost_defaults
+from uam_ros.ros.node_main import run_node
 from uam_ros.schema import spec
 
 HOST = "127.0.0.1"  # never another interface: the stream carries camera images of the workspace
@@ -136,22 +131,7 @@ class FoxgloveBridge(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    localhost_defaults()
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    node = FoxgloveBridge()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        while not stop.is_set() and rclpy.ok():
-            executor.spin_once(timeout_sec=0.05)
-    finally:
-        executor.remove_node(node)
-        node.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(FoxgloveBridge, args)
 
 
 if __name__ == "__main__":

@@ -7,15 +7,10 @@ by uam_ros.control.policy_loop.PolicyLoop.
 
 from __future__ import annotations
 
-import signal
-import threading
 from dataclasses import dataclass
 
 import numpy as np
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import SetBool
@@ -30,7 +25,7 @@ from uam_ros.ros.diagnostics import RateCounter, diagnostic_array, status_level
 from uam_ros.ros.markers import PathScene, predicted_path_markers
 from uam_ros.ros.params import declare
 from uam_ros.ros.qos import COMMAND_QOS, INSTRUCTION_QOS, SENSOR_QOS
-from uam_ros.ros_env import localhost_defaults
+from uam_ros.ros.node_main import run_node
 from uam_ros.schema import spec
 
 
@@ -225,6 +220,9 @@ class PolicyNode(LifecycleNode):
             self._traj_pub.publish(trajectory_to_msg(result.command))
             self.get_logger().info(f"{reason}: holding position")
 
+    def close(self) -> None:
+        self.safe_stop()
+
     def safe_stop(self) -> None:
         """Clean exit: hold if moving, stop the timer and the inference thread. Idempotent."""
         try:
@@ -375,28 +373,15 @@ class PolicyNode(LifecycleNode):
                                                 hardware, level, message, values))
 
 
+def _autostart(node: "PolicyNode") -> None:
+    if node.params.autostart:
+        node.trigger_configure()
+        if node.lifecycle_state == "inactive":
+            node.trigger_activate()
+
+
 def main(args: list[str] | None = None) -> None:
-    localhost_defaults()
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    node = PolicyNode()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        if node.params.autostart:
-            node.trigger_configure()
-            if node.lifecycle_state == "inactive":
-                node.trigger_activate()
-        while not stop.is_set() and rclpy.ok():
-            executor.spin_once(timeout_sec=0.05)
-    finally:
-        node.safe_stop()
-        executor.spin_once(timeout_sec=0.05)  # let the hold command go out
-        executor.remove_node(node)
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(PolicyNode, args, on_start=_autostart)
 
 
 if __name__ == "__main__":

@@ -10,16 +10,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import threading
 from dataclasses import dataclass
 
 import numpy as np
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.parameter import Parameter
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Float64MultiArray, String
 from std_srvs.srv import Trigger
@@ -28,7 +23,7 @@ from trajectory_msgs.msg import JointTrajectory
 from uam_ros.ros.conversions import duration_to_s, rgb_to_image_msg, s_to_stamp, stamp_to_s
 from uam_ros.ros.params import declare
 from uam_ros.ros.qos import COMMAND_QOS, INSTRUCTION_QOS, SENSOR_QOS
-from uam_ros.ros_env import localhost_defaults
+from uam_ros.ros.node_main import run_node
 from uam_ros.schema import spec
 
 
@@ -256,30 +251,18 @@ class SimNode(Node):
         self._image_pub.publish(rgb_to_image_msg(rgb, stamp, frame))
         self._info_pub.publish(camera_info(rgb.shape[1], rgb.shape[0], float(fovy), frame, stamp))
 
+    def close(self) -> None:
+        self._camera.stop()
+        self.world.close()
+
     def _camera_name(self) -> str:
         info = self.world.info
         return info.scene_camera if self.params.camera == "scene" else info.wrist_camera
 
 
 def main(args: list[str] | None = None) -> None:
-    localhost_defaults()
     os.environ.setdefault("MUJOCO_GL", "egl")  # headless: no display on robots' compute boxes or CI
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    node = SimNode()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        while not stop.is_set() and rclpy.ok():
-            executor.spin_once(timeout_sec=0.05)
-    finally:
-        executor.remove_node(node)
-        node._camera.stop()
-        node.world.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(SimNode, args)
 
 
 if __name__ == "__main__":
