@@ -128,9 +128,16 @@ def test_enabled_node_rejects_bad_inputs_then_commands_valid_chunks_and_holds_on
         status, values = last_diagnostic(diagnostics)
         assert status.message.startswith("stale_image") and status.level != b"\x00"
 
-        # 4. SIGTERM: clean exit.
+        # 4. The camera is back: chunks resume. SIGTERM mid-chunk: a final hold, then a clean exit.
+        commands.clear()
+        assert client.run(10.0, arm.joints(client), arm.image(client),
+                          until=lambda: any(len(m.points) > 1 for m in commands.messages))
+        commands.clear()
+        node.process.send_signal(signal.SIGTERM)
+        assert client.run(10.0, arm.joints(client), until=lambda: any(len(m.points) == 1 for m in commands.messages))
         assert node.stop(signal.SIGTERM) == 0, node.log()
-        assert "Traceback" not in node.log()
+        np.testing.assert_allclose(commands.messages[-1].points[0].positions, arm.q[:7], atol=1e-9)
+        assert "shutdown: holding position" in node.log() and "Traceback" not in node.log()
     finally:
         node.stop()
 
