@@ -186,7 +186,7 @@ class OverlayRecorder:
 
 
 def run_demo(robot: str, tasks: list[str], episodes: int, split: str, seed: int, model: str,
-             out_dir: Path, overlay: bool = True) -> list[EpisodeResult]:
+             out_dir: Path, overlay: bool = True, backend: str = "auto") -> list[EpisodeResult]:
     import rclpy
     from rcl_interfaces.msg import Parameter as ParameterMsg
     from rcl_interfaces.msg import ParameterType, ParameterValue
@@ -287,9 +287,12 @@ def run_demo(robot: str, tasks: list[str], episodes: int, split: str, seed: int,
                 name = f"{robot}_{task}_{split}_{episode_seed}"
                 started = time.monotonic()
                 policy = _Process("uam_ros.ros.policy_node", {
-                    "robot": robot, "model": policy_model, "autostart": True, "enable": True,
+                    "robot": robot, "model": policy_model, "backend": backend, "autostart": True, "enable": True,
                     "instruction": instruction, "inference_threads": 1}, out_dir / f"uam_policy_{name}.log")
-                limit = get_task(task).max_steps / config.chunk.action_rate_hz * 1.5 + 20.0
+                # The task's time limit starts with the first command: configure may export an ONNX
+                # graph or build a TensorRT engine first (once; both are cached).
+                spin_until(lambda: state["first_command"] is not None or policy.process.poll() is not None, 180.0)
+                limit = get_task(task).max_steps / config.chunk.action_rate_hz * 1.5 + 5.0
                 spin_until(lambda: state["success"] or policy.process.poll() is not None, limit)
                 spin_until(lambda: False, 0.5)  # a last look at the result
                 policy.stop()
@@ -315,7 +318,7 @@ def run_demo(robot: str, tasks: list[str], episodes: int, split: str, seed: int,
         rclpy.try_shutdown()
     _contact_sheet(sheet_rows, out_dir / "contact_sheet.png")
     rate = sum(r.success for r in results) / max(1, len(results))
-    metrics = {"robot": robot, "split": split, "model": model or "scripted expert (expert://)",
+    metrics = {"robot": robot, "split": split, "backend": backend, "model": model or "scripted expert (expert://)",
                "success_rate": rate, "episodes": [asdict(r) for r in results]}
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(f"[demo] success {sum(r.success for r in results)}/{len(results)} ({rate:.0%}); outputs in {out_dir}")
@@ -330,6 +333,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", default="", help="checkpoint directory; default: models/default/<robot> if "
                         "present, else the scripted expert through the same ROS path")
+    parser.add_argument("--backend", default="auto", choices=("auto", "tensorrt", "onnxruntime", "torch"))
     parser.add_argument("--out", type=Path, default=None, help="output directory (default: runs/demo-<time>)")
     parser.add_argument("--no-overlay", action="store_true",
                         help="skip the overlay videos (camera + projected predicted path, imagined future, chunk plot)")
@@ -349,5 +353,5 @@ def run(args) -> int:
         model = str(default)
     out = args.out or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")
     results = run_demo(args.robot, args.tasks, args.episodes, args.split, args.seed, model, out,
-                       overlay=not getattr(args, "no_overlay", False))
+                       overlay=not getattr(args, "no_overlay", False), backend=args.backend)
     return 0 if results and all(r.success for r in results) else 1
