@@ -45,8 +45,7 @@ def robot_layout(robot_name: str):
     from uam_ros.control.robot_config import load_robot_config
 
     robot = load_robot_config(robot_name)
-    names = list(robot.joints.names) + ([robot.gripper.joint] if robot.gripper else [])
-    home = list(robot.home) + ([robot.gripper.open_position] if robot.gripper else [])
+    names, home = robot.action_joint_names, robot.action_home
     return robot, names, home
 
 

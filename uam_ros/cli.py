@@ -9,12 +9,6 @@ from pathlib import Path
 from uam_ros.ros_env import localhost_defaults
 
 
-def _robot_joint_layout(robot):
-    names = list(robot.joints.names) + ([robot.gripper.joint] if robot.gripper else [])
-    home = list(robot.home) + ([robot.gripper.open_position] if robot.gripper else [])
-    return names, home
-
-
 def cmd_check_config(args: argparse.Namespace) -> int:
     from uam_ros.config_errors import ConfigError
     from uam_ros.control.robot_config import available_robots, load_robot_config
@@ -37,7 +31,7 @@ def cmd_init_model(args: argparse.Namespace) -> int:
     from uam_ros.model.checkpoint import init_checkpoint
 
     robot = load_robot_config(args.robot)
-    names, home = _robot_joint_layout(robot)
+    names, home = robot.action_joint_names, robot.action_home
     path = init_checkpoint(
         args.out, state_dim=len(home), action_dim=len(home), joint_names=names, robot_name=robot.name,
         instructions=args.vocabulary or ["reach the red cube"], seed=args.seed, kind=args.kind,

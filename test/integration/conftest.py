@@ -31,8 +31,7 @@ def make_checkpoint(robot, directory, seed: int = 0):
     """A seeded, untrained UAM whose actions stay within a few cm of the robot's home pose."""
     from uam_ros.model.checkpoint import init_checkpoint
 
-    home = list(robot.home) + ([robot.gripper.open_position] if robot.gripper else [])
-    joint_names = list(robot.joints.names) + ([robot.gripper.joint] if robot.gripper else [])
+    home, joint_names = robot.action_home, robot.action_joint_names
     return init_checkpoint(
         directory, state_dim=len(home), action_dim=len(home), joint_names=joint_names, robot_name=robot.name,
         instructions=["pick up the red cube", "push the blue block"], seed=seed,

@@ -59,3 +59,9 @@ def test_unknown_robot_lists_the_available_ones():
 def test_a_new_robot_is_one_yaml_file(tmp_path):
     path = _write(tmp_path, lambda d: d.__setitem__("name", "my_arm"))
     assert load_robot_config(str(path)).name == "my_arm"
+
+
+def test_action_layout_is_arm_joints_then_gripper(panda, ur5e):
+    assert panda.action_joint_names == panda.joints.names + ["panda_finger_joint1"]
+    assert panda.action_home == panda.home + [0.04]
+    assert len(ur5e.action_joint_names) == len(ur5e.action_home) == ur5e.action_dim == 7

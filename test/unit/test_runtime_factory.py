@@ -17,12 +17,7 @@ from uam_ros.runtime.torch_backend import TorchPolicy
 
 torch.set_num_threads(1)
 
-JOINTS = ["j1", "j2", "j3", "gripper"]
-TINY = dict(
-    image_size=32, patch_size=8, max_text_len=10, d_model=32, n_heads=2, mlp_ratio=2,
-    vision_layers=1, ventral_layers=1, dorsal_layers=1, action_layers=1, chunk_size=6, num_steps=3,
-    future_latent_grid=2, latent_dim=8, future_frame_size=8, decoder_channels=8,
-)
+from tiny_model import JOINTS, TINY  # noqa: E402  (shared tiny config)
 
 
 @pytest.fixture(scope="module")

@@ -128,6 +128,16 @@ class RobotConfig:
         """Arm joints plus one gripper value when the robot has a gripper."""
         return self.arm_dof + (1 if self.gripper is not None else 0)
 
+    @property
+    def action_joint_names(self) -> list[str]:
+        """The policy's state/action layout: arm joints, then the gripper joint."""
+        return list(self.joints.names) + ([self.gripper.joint] if self.gripper else [])
+
+    @property
+    def action_home(self) -> list[float]:
+        """The home pose in the action layout (gripper open)."""
+        return list(self.home) + ([self.gripper.open_position] if self.gripper else [])
+
     def limits_arrays(self) -> "JointLimitArrays":
         return JointLimitArrays(
             position_min=np.asarray(self.joints.position_min, dtype=np.float64),

@@ -112,7 +112,7 @@ class PolicyNode(LifecycleNode):
 
             robot = replace(robot, control=replace(robot.control, rate_hz=self.params.control_rate_hz))
         model = self.params.model or str(models_dir() / "default" / robot.name)
-        joint_names = list(robot.joints.names) + ([robot.gripper.joint] if robot.gripper else [])
+        joint_names = robot.action_joint_names
         choice = create_policy(self.params.backend, model, joint_names, threads=self.params.inference_threads,
                                seed=self.params.seed, default_dt_s=1.0 / robot.chunk.action_rate_hz,
                                robot=self.params.robot, chunk_size=robot.chunk.chunk_size,

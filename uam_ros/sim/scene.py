@@ -117,7 +117,7 @@ class SimRobotConfig:
             if any(v <= 0 for v in values):
                 raise SimConfigError(f"{where}.{key}: values must be > 0, got {values}")
         mapped = set(out.joint_map.values())
-        wanted = list(cfg.joints.names) + ([cfg.gripper.joint] if cfg.gripper else [])
+        wanted = cfg.action_joint_names
         absent = [name for name in wanted if name not in mapped]
         if absent:
             raise SimConfigError(f"{where}.joint_map: no MJCF joint maps to the YAML joints {absent}")

@@ -131,7 +131,7 @@ def closed_loop_success(
     loaded = load_checkpoint(checkpoint, map_location=device)
     model, processor = loaded.model, loaded.processor
     robot_cfg = load_robot_config(robot or loaded.meta.get("robot_name") or "franka_panda")
-    joint_names = list(robot_cfg.joints.names) + ([robot_cfg.gripper.joint] if robot_cfg.gripper else [])
+    joint_names = robot_cfg.action_joint_names
     ensure_layout(loaded, joint_names)
     n_steps = n_action_steps or robot_cfg.chunk.n_action_steps
     camera = camera or loaded.meta.get("camera") or "scene"

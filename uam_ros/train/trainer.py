@@ -166,7 +166,7 @@ class StageSetup:
 
 
 def _joint_layout(robot: Any) -> list[str]:
-    return list(robot.joints.names) + ([robot.gripper.joint] if robot.gripper else [])
+    return robot.action_joint_names
 
 
 def stage_modules(stage: str, model: nn.Module) -> list[str]:
