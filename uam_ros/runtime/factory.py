@@ -12,6 +12,15 @@ The checkpoint is loaded (and its action layout checked against joint_names) onc
 backend: a wrong or missing model is an error for every backend and is raised, never "fallen back" from.
 BackendChoice.reason is one line for the log and /diagnostics.
 
+Besides a checkpoint directory, the model may name a policy that is not a checkpoint:
+    expert://<task>?seed=N                      the privileged scripted sim expert
+    python://package.module:Factory?arg=value   any Policy (uam_ros.runtime.policy) built in Python, e.g.
+                                                a client of a remote policy server: `Factory` is imported
+                                                and called as Factory(joint_names=..., chunk_size=...,
+                                                robot=..., **query_args); query values are parsed as JSON
+                                                scalars when they are (1, 0.5, true, null), else kept as
+                                                strings. `backend` does not apply to either.
+
 options (all optional): mode ("eager" | "compile" | "cuda_graphs"), device ("auto" | "cpu" | "cuda"),
 inference_mode (bool) for torch; providers ("auto" | "cpu" | "cuda"), allow_spinning (bool) for ONNX
 Runtime; precision ("fp16" | "bf16" | "fp32"), workspace_mb for TensorRT; cache_dir, opset, progress
@@ -63,6 +72,66 @@ def _ort_reason(policy) -> str:
     return f"ONNX Runtime {ort.__version__} on {policy.providers[0]}, {policy.threads} thread(s)"
 
 
+PYTHON_SCHEME = "python://"
+
+
+def _query_value(text: str) -> Any:
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if value is None or isinstance(value, (bool, int, float)) else text
+
+
+def parse_python_model(model: str) -> tuple[str, str, dict[str, Any]]:
+    """'python://pkg.mod:Factory?a=1&b=x' -> ('pkg.mod', 'Factory', {'a': 1, 'b': 'x'})."""
+    from urllib.parse import parse_qsl
+
+    spec, _, query = model[len(PYTHON_SCHEME):].partition("?")
+    module, sep, attribute = spec.partition(":")
+    if not sep or not module or not attribute:
+        raise ValueError(f"model {model!r}: expected python://package.module:Factory[?arg=value&...]")
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError as error:
+        raise ValueError(f"model {model!r}: bad query string {query!r}: {error}") from error
+    args: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in args:
+            raise ValueError(f"model {model!r}: query argument {key!r} given twice")
+        if key in ("joint_names", "chunk_size", "robot"):
+            raise ValueError(f"model {model!r}: query argument {key!r} is set by the node, not the model URL")
+        args[key] = _query_value(value)
+    return module, attribute, args
+
+
+def _python_policy(model: str, joint_names: Sequence[str], chunk_size: int, robot: str) -> BackendChoice:
+    import importlib
+
+    from uam_ros.runtime.policy import Policy
+
+    module_name, attribute, args = parse_python_model(model)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"model {model!r}: cannot import module {module_name!r}: {error}") from error
+    factory = module
+    for part in attribute.split("."):
+        factory = getattr(factory, part, None)
+        if factory is None:
+            raise ValueError(f"model {model!r}: module {module_name!r} has no attribute {attribute!r}")
+    if not callable(factory):
+        raise ValueError(f"model {model!r}: {module_name}:{attribute} is not callable")
+    policy = factory(joint_names=list(joint_names), chunk_size=chunk_size, robot=robot, **args)
+    if not isinstance(policy, Policy):
+        raise TypeError(f"model {model!r}: {module_name}:{attribute} returned {type(policy).__name__}, which does "
+                        "not implement the Policy protocol (name, infer(observation), warmup())")
+    name = getattr(policy, "name", "") or type(policy).__name__
+    return BackendChoice(policy, "python", f"model is a python plugin: {module_name}:{attribute} ({name})")
+
+
 def create_policy(
     backend: str, checkpoint_dir: str | Path, joint_names: Sequence[str], *, threads: int = 0, seed: int = 0,
     default_dt_s: float = 0.1, robot: str = "", chunk_size: int = 16, options: Mapping[str, Any] | None = None,
@@ -73,6 +142,8 @@ def create_policy(
 
         policy = ExpertPolicy(robot, ExpertSpec.parse(str(checkpoint_dir)), chunk_size)
         return BackendChoice(policy, "expert", "model is a scripted sim expert")
+    if str(checkpoint_dir).startswith(PYTHON_SCHEME):
+        return _python_policy(str(checkpoint_dir), joint_names, chunk_size, robot)
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     from uam_ros.model.checkpoint import ensure_layout, load_checkpoint
