@@ -147,3 +147,51 @@ def test_no_command_before_inputs_and_bad_inputs_counted(rig, panda):
     assert loop.on_image(1.0, "16UC1", 128, 128, 256, bytes(128 * 256))
     assert loop.counters.inputs_rejected == {"unknown_joints": 1, "unsupported_encoding": 1}
     assert loop.tick(1.0).command is None
+
+
+def test_backend_fault_stays_reported_until_a_chunk_is_accepted(rig, panda):
+    loop, policy = rig
+    tick_until(loop, panda, 100.0, lambda r: r.command is not None)
+    policy.mode = "raise"
+    _, t = tick_until(loop, panda, 101.0, lambda r: r.command is not None and r.command.is_hold)
+    for k in range(20):  # inputs are fine, the backend keeps failing: no "recovered" in between
+        feed(loop, panda, t + 0.01 * k, image_t=t + 0.01 * k)
+        loop.tick(t + 0.01 * k + 0.001)
+        assert loop.status == "inference_error"
+        time.sleep(0.002)
+
+
+def test_forward_clock_jump_holds_while_the_measured_state_is_known(rig, panda):
+    loop, _ = rig
+    _, t = tick_until(loop, panda, 100.0, lambda r: r.command is not None)
+    feed(loop, panda, t + 100.0, image_t=t + 100.0)  # stamps 100 s ahead of the node's clock
+    result = loop.tick(t + 0.02)
+    assert loop.status == "future_joint_state"
+    assert result.command is not None and result.command.is_hold
+
+
+def test_chunk_observed_after_now_is_refused(panda):
+    class Stub:
+        def __init__(self, chunk):
+            self.chunk = chunk
+
+        def submit(self, observation):
+            return False
+
+        def poll(self):
+            from uam_ros.runtime.worker import WorkerResult
+
+            chunk, self.chunk = self.chunk, None
+            return WorkerResult(chunk, "", 0.01) if chunk is not None else None
+
+        def busy_for_s(self):
+            return 0.0
+
+    home = np.array(panda.action_home)
+    # Predicted from an observation at t=1000 s; the (sim) clock was reset to t=10 s meanwhile.
+    stale = ActionChunk(np.tile(home, (8, 1)), 0.1, int(1000e9))
+    loop = PolicyLoop(panda, Stub(stale))
+    feed(loop, panda, 10.0, image_t=10.0)
+    result = loop.tick(10.0)
+    assert loop.status == "rejected_clock" and loop.counters.chunks_rejected == 1
+    assert result.command is None or result.command.is_hold

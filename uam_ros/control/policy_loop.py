@@ -21,6 +21,12 @@ from uam_ros.control.trajectory import HOLD_LEAD_S, TrajectoryCommand, build_com
 from uam_ros.runtime.policy import ActionChunk, Observation
 
 
+# Statuses caused by the inputs; they clear as soon as the inputs are usable again.
+INPUT_FAULTS = frozenset({
+    "no_joint_state", "no_image", "stale_joint_state", "stale_image", "future_joint_state", "future_image",
+})
+
+
 class InferenceQueue(Protocol):
     """What the loop needs of uam_ros.runtime.worker.InferenceWorker."""
 
@@ -141,9 +147,10 @@ class PolicyLoop:
         synced = self.sync.get(now_s)
         result = self.worker.poll()
         if not synced.ok:
+            held = self.hold(now_s, synced.reason, synced.detail)  # while the measured state is known
             if synced.reason.startswith("future"):
                 self.sync.reset()  # the clock jumped back; start over from fresh messages
-            return self.hold(now_s, synced.reason, synced.detail)
+            return held
         inputs = synced.inputs
         if self.worker.busy_for_s() > self.inference_timeout_s:
             return self.hold(now_s, "inference_timeout",
@@ -158,7 +165,9 @@ class PolicyLoop:
             if self.worker.submit(observation):
                 self._last_submitted_stamp = inputs.image.stamp_s
         if result is None:
-            if self.status not in ("running", "waiting"):
+            if self.status in INPUT_FAULTS:
+                # The inputs are fine again. Backend and chunk faults stay reported until the
+                # backend delivers a chunk that is accepted.
                 self.status_detail = f"recovered from {self.status}, waiting for a new chunk"
                 self.status = "waiting"
             return TickResult()
@@ -169,6 +178,13 @@ class PolicyLoop:
         return self._accept_chunk(now_s, result.chunk, inputs.latest_joints)
 
     def _accept_chunk(self, now_s: float, chunk: ActionChunk, latest) -> TickResult:
+        observed_s = chunk.observation_stamp_ns * 1e-9
+        if observed_s > now_s + self.period_s:
+            # Observed "after now": the clock was reset (sim time) while this inference ran, so the
+            # chunk's timing belongs to another clock epoch.
+            self.counters.chunks_rejected += 1
+            return self.hold(now_s, "rejected_clock", f"chunk observed at {observed_s:.3f} s, now is {now_s:.3f} s "
+                             "(clock reset during inference?)")
         expected = (self.robot.action_dim,)
         if chunk.positions.ndim != 2 or chunk.positions.shape[1:] != expected:
             self.counters.chunks_rejected += 1

@@ -137,7 +137,10 @@ def load_checkpoint(directory: str | Path, map_location: str | torch.device = "c
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"checkpoint {directory}: bad {CONFIG_FILE}: {error}") from error
     model = build_model(config, kind)
-    weights = load_file(str(weights_path), device=str(map_location))
+    try:
+        weights = load_file(str(weights_path), device=str(map_location))
+    except Exception as exc:  # safetensors raises its own SafetensorError / OSError types
+        raise CheckpointError(f"{weights_path}: not a readable safetensors file: {exc}") from exc
     _check_state_dict(directory, model.state_dict(), weights)
     model.load_state_dict(weights, strict=True)
     model.to(map_location).eval()
