@@ -188,3 +188,25 @@ def test_missing_model_fails_configure_with_a_clear_error(tmp_path, client):
         assert node.process.poll() is None, "a failed configure must not crash the process"
     finally:
         assert node.stop() == 0
+
+
+def test_position_output_mode_streams_one_valid_setpoint_per_tick(tmp_path, client, panda, panda_checkpoint):
+    """output_mode:=position (forward_command_controller-style drivers): one setpoint per control tick."""
+    node = start_policy(tmp_path, panda_checkpoint, enable=True, output_mode="position", control_rate_hz=50.0)
+    try:
+        arm = Arm(panda)
+        setpoints = client.record(Float64MultiArray, panda.controller.position_command_topic)
+        assert client.run(60.0, arm.joints(client), arm.image(client), until=lambda: len(setpoints.messages) >= 10), \
+            node.log()
+        setpoints.clear()
+        client.run(2.0, arm.joints(client), arm.image(client))
+        rate = len(setpoints.messages) / 2.0
+        assert 25.0 <= rate <= 60.0, f"{rate} setpoints/s at a 50 Hz control rate"
+        lim = panda.limits_arrays()
+        for msg in setpoints.messages:
+            q = np.array(msg.data)
+            assert q.shape == (panda.arm_dof,) and np.all(np.isfinite(q))
+            assert np.all(q >= lim.position_min) and np.all(q <= lim.position_max)
+            assert np.max(np.abs(q - arm.q[:7])) < panda.control.max_position_deviation
+    finally:
+        assert node.stop() == 0, node.log()
