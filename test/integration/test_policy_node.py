@@ -113,6 +113,8 @@ def test_enabled_node_rejects_bad_inputs_then_commands_valid_chunks_and_holds_on
         status, values = last_diagnostic(diagnostics)
         assert values["backend"] == "torch" and float(values["inference_latency_ms"]) > 0
         assert float(values["camera_rate_hz"]) > 5 and float(values["joint_state_rate_hz"]) > 50
+        assert 0.0 <= float(values["tick_error_p50_ms"]) <= float(values["tick_error_p99_ms"]) <= \
+            float(values["tick_error_max_ms"])
 
         # 3. The camera stops: exactly one hold at the measured position, then silence.
         arm.q[:7] += 0.01

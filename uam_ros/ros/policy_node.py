@@ -26,6 +26,7 @@ from uam_ros.ros.markers import PathScene, predicted_path_markers
 from uam_ros.ros.params import declare
 from uam_ros.ros.qos import COMMAND_QOS, INSTRUCTION_QOS, SENSOR_QOS
 from uam_ros.ros.node_main import run_node
+from uam_ros.ros.tick_stats import TickStats
 from uam_ros.schema import spec
 
 
@@ -80,6 +81,7 @@ class PolicyNode(LifecycleNode):
         self.lifecycle_state = "unconfigured"
         self.commands_published = 0
         self._timer = None
+        self._tick_stats: TickStats | None = None  # control-timer period errors, for /diagnostics
         self._camera_rate = RateCounter()
         self._joint_rate = RateCounter()
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -184,6 +186,7 @@ class PolicyNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.worker.start()
+        self._tick_stats = TickStats(1.0 / self.robot.control.rate_hz)
         self._timer = self.create_timer(1.0 / self.robot.control.rate_hz, self._on_tick)
         self.lifecycle_state = "active"
         return super().on_activate(state)
@@ -274,6 +277,7 @@ class PolicyNode(LifecycleNode):
         return response
 
     def _on_tick(self) -> None:
+        self._tick_stats.tick()
         now = self._now_s()
         previous = self.loop.status
         self._poll.last = None
@@ -354,6 +358,7 @@ class PolicyNode(LifecycleNode):
             "camera_rate_hz": f"{self._camera_rate.rate(now):.1f}",
             "joint_state_rate_hz": f"{self._joint_rate.rate(now):.1f}",
             "commands_published": self.commands_published,
+            **{k: f"{v:.3f}" for k, v in (self._tick_stats.summary() if self._tick_stats else {}).items()},
         }
         if loop is not None:
             c = loop.counters
