@@ -34,7 +34,9 @@ def start_node(log_path: Path, **params) -> NodeProcess:
 
 
 def is_hold(msg: JointTrajectory) -> bool:
-    return len(msg.points) == 1
+    """Holds are stamped 0 ("start on receipt"); a chunk is stamped with its tick time, even when
+    latency compensation left it a single point."""
+    return len(msg.points) == 1 and stamp_to_s(msg.header.stamp) == 0.0
 
 
 def check_hold(msg: JointTrajectory, robot, measured_q=None) -> None:

@@ -44,6 +44,12 @@ class Arm:
         return lambda: client.publish_image(self.rgb if rgb is None else rgb, encoding=encoding)
 
 
+def is_hold(msg: JointTrajectory) -> bool:
+    """Holds are one point stamped 0 ("start on receipt"); a chunk is stamped with its tick time,
+    even when latency compensation left it a single point."""
+    return len(msg.points) == 1 and stamp_to_s(msg.header.stamp) == 0.0
+
+
 def check_jtc_valid(msg: JointTrajectory, robot, received_at_s: float):
     """The checks joint_trajectory_controller applies, plus our safety promises."""
     assert list(msg.joint_names) == list(robot.joints.names)
@@ -120,9 +126,9 @@ def test_enabled_node_rejects_bad_inputs_then_commands_valid_chunks_and_holds_on
         arm.q[:7] += 0.01
         client.run(0.3, arm.joints(client), arm.image(client))
         commands.clear()
-        assert client.run(5.0, arm.joints(client), until=lambda: any(len(m.points) == 1 for m in commands.messages))
+        assert client.run(5.0, arm.joints(client), until=lambda: any(is_hold(m) for m in commands.messages))
         client.run(1.0, arm.joints(client))
-        holds = [m for m in commands.messages if len(m.points) == 1]
+        holds = [m for m in commands.messages if is_hold(m)]
         assert len(holds) == 1, [len(m.points) for m in commands.messages]
         assert commands.messages[-1] is holds[0]
         np.testing.assert_allclose(holds[0].points[0].positions, arm.q[:7], atol=1e-9)
@@ -136,7 +142,7 @@ def test_enabled_node_rejects_bad_inputs_then_commands_valid_chunks_and_holds_on
                           until=lambda: any(len(m.points) > 1 for m in commands.messages))
         commands.clear()
         node.process.send_signal(signal.SIGTERM)
-        assert client.run(10.0, arm.joints(client), until=lambda: any(len(m.points) == 1 for m in commands.messages))
+        assert client.run(10.0, arm.joints(client), until=lambda: any(is_hold(m) for m in commands.messages))
         assert node.stop(signal.SIGTERM) == 0, node.log()
         np.testing.assert_allclose(commands.messages[-1].points[0].positions, arm.q[:7], atol=1e-9)
         assert "shutdown: holding position" in node.log() and "Traceback" not in node.log()
@@ -165,7 +171,7 @@ def test_dry_run_predicts_without_commanding_until_enabled(tmp_path, client, pan
         commands.clear()
         client.call(SetBool, "/uam_policy/enable", SetBool.Request(data=False))
         assert client.run(5.0, arm.joints(client), arm.image(client),
-                          until=lambda: any(len(m.points) == 1 for m in commands.messages)), "disable must hold"
+                          until=lambda: any(is_hold(m) for m in commands.messages)), "disable must hold"
         go()
         commands.clear()
         go()
