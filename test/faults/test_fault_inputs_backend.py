@@ -147,11 +147,15 @@ def test_second_hold_within_a_second_is_logged(ctx):
     assert ctx.client.run(10.0, None, ctx.good_image(), until=lambda: len(holds()) >= 2)
     gap = holds()[1] - first
     ctx.client.run(1.5, None, ctx.good_image())
-    lines = ctx.log_from(offset).count("holding: stale_joint_state")
+    published = len(holds())
+    log = ctx.log_from(offset)
+    lines = log.count("[hold sent]")  # every published hold has its own line, whatever its reason
     run_normally(ctx)
     if gap > 0.9:
         pytest.skip(f"could not provoke two holds within the 1 s throttle (gap {gap:.2f} s)")
-    assert lines == 2, f"2 holds {gap:.2f} s apart, {lines} 'holding: stale_joint_state' log line(s)"
+    assert "holding: stale_joint_state" in log
+    assert lines >= published >= 2, (f"{published} holds (first two {gap:.2f} s apart), {lines} '[hold sent]' "
+                                     f"log line(s):\n{log[-3000:]}")
 
 
 # ---- b: bad joint states / images ------------------------------------------------------------

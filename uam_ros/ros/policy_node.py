@@ -284,7 +284,7 @@ class PolicyNode(LifecycleNode):
         result: TickResult = self.loop.tick(now)
         if result.command is not None and result.chunk is None:
             # A hold is published once per fault entry while the arm was moving: always log it.
-            self.get_logger().warning(f"holding: {self.loop.status}: {self.loop.status_detail}")
+            self.get_logger().warning(f"holding: {self.loop.status}: {self.loop.status_detail} [hold sent]")
         elif self.loop.status != previous and self.loop.status not in ("running", "waiting"):
             self.get_logger().warning(f"holding: {self.loop.status}: {self.loop.status_detail}",
                                       throttle_duration_sec=1.0)
