@@ -183,12 +183,3 @@ def to_dict(obj: Any) -> dict[str, Any]:
         return value
 
     return plain(obj)
-
-
-def describe(cls: type) -> list[tuple[str, Any, str]]:
-    """(name, default, description) for each field, for generated parameter declarations and docs."""
-    rows = []
-    for fld in dataclasses.fields(cls):
-        default = fld.default if fld.default is not dataclasses.MISSING else None
-        rows.append((fld.name, default, fld.metadata.get("description", "")))
-    return rows

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
@@ -52,20 +51,6 @@ def trajectory_to_msg(command: TrajectoryCommand, frame_id: str = "") -> JointTr
         points.append(point)
     msg.points = points
     return msg
-
-
-def trajectory_from_msg(msg: JointTrajectory) -> TrajectoryCommand:
-    positions = np.array([p.positions for p in msg.points], dtype=np.float64).reshape(len(msg.points), -1)
-    velocities = np.array([p.velocities for p in msg.points], dtype=np.float64)
-    if velocities.size != positions.size:
-        velocities = np.full_like(positions, math.nan)
-    return TrajectoryCommand(
-        joint_names=tuple(msg.joint_names),
-        stamp_s=stamp_to_s(msg.header.stamp),
-        time_from_start_s=np.array([duration_to_s(p.time_from_start) for p in msg.points], dtype=np.float64),
-        positions=positions,
-        velocities=velocities.reshape(positions.shape),
-    )
 
 
 def rgb_to_image_msg(rgb: np.ndarray, stamp_s: float, frame_id: str) -> Image:
