@@ -100,11 +100,16 @@ def test_padding_is_invisible_and_the_instruction_matters(kind):
     assert (padded - reworded).abs().max() > 1e-5
 
 
+# The localisation options of the dorsal expert (conv stem, 2D sin/cos positions, pointers).
+VARIANTS = [{}, dict(dorsal_stem="conv", position_init="sincos", pointer_points=3)]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=["base", "pointer"])
 @pytest.mark.parametrize("kind", ["uam", "single_stream"])
-def test_traced_graph_matches_eager_on_other_inputs(kind):
+def test_traced_graph_matches_eager_on_other_inputs(kind, variant):
     """Trace on one input, run on others (other data, other padding, other batch size): any
     data-dependent Python branch would be frozen into the trace and break the match."""
-    config = tiny_config()
+    config = tiny_config(**variant)
     torch.manual_seed(0)
     model = build_model(config, kind).eval()
     trace_inputs = make_inputs(config, batch=2, seed=3, text_lengths=[10, 3])
@@ -121,10 +126,11 @@ def test_traced_graph_matches_eager_on_other_inputs(kind):
             torch.testing.assert_close(r, e, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("variant", VARIANTS, ids=["base", "pointer"])
 @pytest.mark.parametrize("kind", ["uam", "single_stream"])
-def test_training_loss_reaches_every_parameter(kind):
+def test_training_loss_reaches_every_parameter(kind, variant):
     """End to end: nothing frozen, no stop-gradient -- every weight of every stream gets a gradient."""
-    config = tiny_config()
+    config = tiny_config(**variant)
     torch.manual_seed(0)
     model = build_model(config, kind).train()
     inputs = make_inputs(config, batch=2, seed=6, text_lengths=[10, 5])
@@ -265,3 +271,38 @@ def test_ventral_vlm_learns_a_caption_and_generates_it():
     assert out.shape[1] <= 8
     with pytest.raises(ValueError, match="padding"):
         vlm.generate(image, caption, max_new_tokens=2)
+
+
+def test_spatial_pointer_points_at_the_patch_its_query_matches():
+    """A query that matches one patch's key far better than the others must point at that patch's
+    centre, in (x, y) = (column, row) order, in [-1, 1]."""
+    from uam_ros.model.layers import SpatialPointer
+
+    torch.manual_seed(0)
+    grid, d = 4, 16
+    pointer = SpatialPointer(d, grid, n_points=1)
+    with torch.no_grad():
+        pointer.key.weight.copy_(torch.eye(d))
+        pointer.key.bias.zero_()
+        pointer.query.weight.copy_(torch.eye(d) * 50.0)
+        pointer.query.bias.zero_()
+    patches = torch.zeros(1, grid * grid, d)
+    row, col = 1, 3
+    patches[0, row * grid + col, 0] = 1.0
+    query = torch.zeros(1, 1, d)
+    query[0, 0, 0] = 1.0
+    tokens, points = pointer(query, patches)
+    assert tokens.shape == (1, 1, d)
+    centre = lambda i: (i + 0.5) / grid * 2.0 - 1.0  # noqa: E731
+    torch.testing.assert_close(points[0, 0], torch.tensor([centre(col), centre(row)]), atol=0.02, rtol=0)
+
+
+def test_sincos_positions_are_distinct_and_smooth():
+    from uam_ros.model.layers import sincos_2d_positions
+
+    table = sincos_2d_positions(8, 32)[0]
+    assert table.shape == (64, 32)
+    dist = torch.cdist(table, table)
+    assert dist[~torch.eye(64, dtype=torch.bool)].min() > 0  # every patch has its own code
+    # neighbours are closer than far-apart patches: geometry is there from the first step
+    assert dist[0, 1] < dist[0, 7] and dist[0, 8] < dist[0, 56]

@@ -46,6 +46,14 @@ class UAMConfig:
     """Depth of the flow-matching action head's velocity network."""
     dropout: float = 0.0
     """Dropout in attention and MLPs (training only; eval and export are deterministic)."""
+    dorsal_stem: str = "linear"
+    """How the dorsal expert turns the image into patch tokens: "linear" (ViT patch projection) or
+    "conv" (overlapping 3x3 convs first; patch_size must be divisible by 4)."""
+    pointer_points: int = 0
+    """K spatial soft-argmax pointers in the dorsal expert (0 = none): K extra dorsal tokens, each an
+    instruction-conditioned image point (see layers.SpatialPointer)."""
+    position_init: str = "random"
+    """Initial patch positions of both streams: "random" (N(0, 0.02)) or "sincos" (2D sin/cos)."""
 
     # --- action chunk (LeRobot vocabulary) ----------------------------------------------------
     chunk_size: int = 16
@@ -99,6 +107,18 @@ class UAMConfig:
                 f"UAMConfig.future_frame_size={self.future_frame_size} must be future_latent_grid="
                 f"{self.future_latent_grid} times a power of 2"
             )
+        if self.dorsal_stem not in ("linear", "conv"):
+            raise ValueError(f"UAMConfig.dorsal_stem must be 'linear' or 'conv', got {self.dorsal_stem!r}")
+        if self.dorsal_stem == "conv" and self.patch_size % 4 != 0:
+            raise ValueError(
+                f"UAMConfig.patch_size={self.patch_size} must be divisible by 4 with dorsal_stem='conv'"
+            )
+        if not isinstance(self.pointer_points, int) or isinstance(self.pointer_points, bool) or self.pointer_points < 0:
+            raise ValueError(f"UAMConfig.pointer_points must be an integer >= 0, got {self.pointer_points!r}")
+        if self.position_init not in ("random", "sincos"):
+            raise ValueError(f"UAMConfig.position_init must be 'random' or 'sincos', got {self.position_init!r}")
+        if self.position_init == "sincos" and self.d_model % 4 != 0:
+            raise ValueError(f"UAMConfig.d_model must be divisible by 4 with position_init='sincos', got {self.d_model}")
         if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"UAMConfig.dropout must be in [0, 1), got {self.dropout!r}")
         weight = self.dynamics_loss_weight

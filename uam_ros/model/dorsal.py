@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from uam_ros.model.config import UAMConfig
-from uam_ros.model.layers import Block, init_weights
+from uam_ros.model.layers import Block, ConvPatchStem, SpatialPointer, init_weights, sincos_2d_positions
 
 
 class FrameEncoder(nn.Module):
@@ -70,10 +70,20 @@ class DorsalExpert(nn.Module):
         super().__init__()
         self.config = config
         d = config.d_model
-        self.patch_embed = nn.Conv2d(3, d, kernel_size=config.patch_size, stride=config.patch_size)
-        self.patch_pos = nn.Parameter(torch.randn(1, config.num_patches, d) * 0.02)
+        if config.dorsal_stem == "conv":
+            self.patch_embed: nn.Module = ConvPatchStem(d, config.patch_size)
+        else:
+            self.patch_embed = nn.Conv2d(3, d, kernel_size=config.patch_size, stride=config.patch_size)
+        if config.position_init == "sincos":
+            self.patch_pos = nn.Parameter(sincos_2d_positions(config.image_size // config.patch_size, d))
+        else:
+            self.patch_pos = nn.Parameter(torch.randn(1, config.num_patches, d) * 0.02)
         self.queries = nn.Parameter(torch.randn(1, config.num_future_latents, d) * 0.02)
         self.proprio = nn.Linear(config.state_dim, d)
+        self.pointer: SpatialPointer | None = None
+        if config.pointer_points:
+            self.pointer_queries = nn.Parameter(torch.randn(1, config.pointer_points, d) * 0.02)
+            self.pointer = SpatialPointer(d, config.image_size // config.patch_size, config.pointer_points)
         self.blocks = nn.ModuleList(
             Block(d, config.n_heads, config.mlp_ratio, config.dropout, cross=True)
             for _ in range(config.dorsal_layers)
@@ -94,18 +104,31 @@ class DorsalExpert(nn.Module):
         """image (B,3,S,S) in [0,1], state (B, state_dim) normalised, context (B, T, d) ventral
         features with context_mask (B, T) bool.
 
-        Returns (tokens (B, G*G + num_patches + 1, d) for the action head,
+        Returns (tokens (B, G*G + num_patches + 1 + pointer_points, d) for the action head,
                  predicted future latents (B, G*G, latent_dim)).
         """
         b = image.shape[0]
-        patches = self.patch_embed(image * 2.0 - 1.0).flatten(2).transpose(1, 2) + self.patch_pos
-        x = torch.cat([self.queries.expand(b, -1, -1), patches, self.proprio(state)[:, None]], dim=1)
+        patches = self.patch_tokens(image) + self.patch_pos
+        parts = [self.queries.expand(b, -1, -1), patches, self.proprio(state)[:, None]]
+        if self.pointer is not None:
+            parts.append(self.pointer_queries.expand(b, -1, -1))
+        x = torch.cat(parts, dim=1)
         mask = None if context_mask is None else context_mask[:, None, None, :]
         for block in self.blocks:
             x = block(x, context=context, context_mask=mask)
         x = self.ln_out(x)
         latents = F.layer_norm(self.latent_head(x[:, : self.config.num_future_latents]), (self.config.latent_dim,))
+        if self.pointer is not None:
+            k, g = self.config.pointer_points, self.config.num_future_latents
+            point_tokens, _ = self.pointer(x[:, -k:], x[:, g : g + self.config.num_patches])
+            x = torch.cat([x[:, :-k], point_tokens], dim=1)
         return x, latents
+
+    def patch_tokens(self, image: Tensor) -> Tensor:
+        """(B, 3, S, S) in [0, 1] -> (B, num_patches, d), before positions are added."""
+        if isinstance(self.patch_embed, ConvPatchStem):
+            return self.patch_embed(image)
+        return self.patch_embed(image * 2.0 - 1.0).flatten(2).transpose(1, 2)
 
     def render(self, latents: Tensor) -> Tensor:
         """Predicted latents -> imagined future frame (B, 3, f, f) in [0, 1]."""

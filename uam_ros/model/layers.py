@@ -122,3 +122,87 @@ def sinusoidal_embedding(t: Tensor, dim: int, min_period: float = 4e-3, max_peri
     period = min_period * (max_period / min_period) ** fraction
     angle = t.float()[:, None] * (2.0 * math.pi / period)[None, :]
     return torch.cat([torch.sin(angle), torch.cos(angle)], dim=-1)
+
+
+def sincos_2d_positions(grid: int, dim: int, scale: float = 0.02) -> Tensor:
+    """(1, grid*grid, dim) fixed 2D sin/cos position features (MAE / ViT-2D style), row-major.
+
+    Used to *initialise* the learned patch positions: a random init makes the network learn the
+    image geometry (which patch is left of which) from the data, and with a few hundred layouts it
+    does not, so it cannot say where the named object is. Smooth 2D features make "target at patch
+    (r, c)" a nearly linear function of position from the first step. Scaled to the size of the
+    patch embeddings at init so it informs without swamping them.
+    """
+    if dim % 4 != 0:
+        raise ValueError(f"sincos_2d_positions: dim must be divisible by 4, got {dim}")
+    quarter = dim // 4
+    omega = 1.0 / (10000.0 ** (torch.arange(quarter, dtype=torch.float32) / quarter))
+    coords = torch.arange(grid, dtype=torch.float32)
+    rows, cols = torch.meshgrid(coords, coords, indexing="ij")
+    parts = []
+    for axis in (rows.reshape(-1), cols.reshape(-1)):
+        angle = axis[:, None] * omega[None, :]
+        parts += [torch.sin(angle), torch.cos(angle)]
+    table = torch.cat(parts, dim=1)  # (grid*grid, dim), entries in [-1, 1]
+    return (table * scale * math.sqrt(2.0))[None]
+
+
+class ConvPatchStem(nn.Module):
+    """(B, 3, S, S) in [0, 1] -> (B, (S/patch)^2, d): two stride-2 3x3 convs, then a patch/4 conv.
+
+    Why not the ViT's single linear patch projection: tabletop objects are 6-8 px at 96 px, about
+    one 12 px patch, and a linear patch filter sees an object cut across patch borders as two weak
+    halves. Overlapping 3x3 convs first (Xiao et al., "Early convolutions help transformers see
+    better") give every patch token features of what straddles its border, for ~one transformer
+    layer of compute. Same token grid as the linear stem, so nothing downstream changes.
+    """
+
+    def __init__(self, d_model: int, patch_size: int, width: int = 32) -> None:
+        super().__init__()
+        if patch_size % 4 != 0:
+            raise ValueError(f"ConvPatchStem: patch_size must be divisible by 4, got {patch_size}")
+        self.net = nn.Sequential(
+            nn.Conv2d(3, width, 3, stride=2, padding=1), nn.GELU(),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.GELU(),
+            nn.Conv2d(2 * width, d_model, patch_size // 4, stride=patch_size // 4),
+        )
+
+    def forward(self, image: Tensor) -> Tensor:
+        return self.net(image * 2.0 - 1.0).flatten(2).transpose(1, 2)
+
+
+class SpatialPointer(nn.Module):
+    """K pointer queries -> softmax over the patch grid -> K image points (x, y) as tokens.
+
+    Why: the action head must know *where* the named object is, as a number it can turn into joint
+    targets. Through attention alone that location is only implicit (which patch token carries the
+    object) and a small model trained on a few hundred layouts does not learn to decode it (see
+    docs/training_notes.md). A spatial soft-argmax (Levine et al. 2016, "End-to-end training of
+    deep visuomotor policies"; the keypoints of robomimic / Diffusion Policy) computes it
+    explicitly: each query -- which has read the instruction through the dorsal blocks -- scores
+    every patch, and the expected patch coordinate under the softmax is the point. Fully
+    differentiable, static shapes (softmax + matmul), so export and TensorRT are unaffected.
+    """
+
+    def __init__(self, d_model: int, grid: int, n_points: int, n_freqs: int = 8) -> None:
+        super().__init__()
+        self.scale = d_model**-0.5
+        self.key = nn.Linear(d_model, d_model)
+        self.query = nn.Linear(d_model, d_model)
+        coords = (torch.arange(grid, dtype=torch.float32) + 0.5) / grid * 2.0 - 1.0  # patch centres in [-1, 1]
+        rows, cols = torch.meshgrid(coords, coords, indexing="ij")
+        self.register_buffer("coords", torch.stack([cols.reshape(-1), rows.reshape(-1)], dim=1), persistent=False)
+        self.register_buffer("freqs", math.pi * 2.0 ** torch.arange(n_freqs, dtype=torch.float32), persistent=False)
+        self.point_mlp = nn.Sequential(nn.Linear(4 * n_freqs + 2, d_model), nn.GELU(), nn.Linear(d_model, d_model))
+        self.feature_proj = nn.Linear(d_model, d_model)
+        self.n_points = n_points
+
+    def forward(self, queries: Tensor, patches: Tensor) -> tuple[Tensor, Tensor]:
+        """queries (B, K, d), patches (B, P, d) -> (tokens (B, K, d), points (B, K, 2) in [-1, 1] as (x, y))."""
+        logits = torch.matmul(self.query(queries), self.key(patches).transpose(1, 2)) * self.scale
+        weights = torch.softmax(logits, dim=-1)  # (B, K, P)
+        points = torch.matmul(weights, self.coords)  # (B, K, 2)
+        angles = points[..., None] * self.freqs  # (B, K, 2, F)
+        fourier = torch.cat([points, torch.sin(angles).flatten(2), torch.cos(angles).flatten(2)], dim=-1)
+        tokens = self.point_mlp(fourier) + self.feature_proj(torch.matmul(weights, patches))
+        return tokens, points

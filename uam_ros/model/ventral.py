@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from uam_ros.model.config import UAMConfig
-from uam_ros.model.layers import Block, init_weights
+from uam_ros.model.layers import Block, init_weights, sincos_2d_positions
 from uam_ros.model.tokenizer import EOS_ID, PAD_ID
 
 
@@ -28,7 +28,10 @@ class VisionEncoder(nn.Module):
         super().__init__()
         d = config.d_model
         self.patch_embed = nn.Conv2d(3, d, kernel_size=config.patch_size, stride=config.patch_size)
-        self.pos_embed = nn.Parameter(torch.randn(1, config.num_patches, d) * 0.02)
+        if config.position_init == "sincos":
+            self.pos_embed = nn.Parameter(sincos_2d_positions(config.image_size // config.patch_size, d))
+        else:
+            self.pos_embed = nn.Parameter(torch.randn(1, config.num_patches, d) * 0.02)
         self.blocks = nn.ModuleList(
             Block(d, config.n_heads, config.mlp_ratio, config.dropout) for _ in range(config.vision_layers)
         )
