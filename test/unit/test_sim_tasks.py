@@ -11,6 +11,9 @@ from uam_ros.sim.tasks import (
     HELDOUT_BUTTON_COLORS,
     HELDOUT_COMBOS,
     HELDOUT_SHAPES,
+    HELDOUT_SUBSPLITS,
+    SPLIT_FACTORS,
+    SPLITS,
     TASK_NAMES,
     TASKS,
     TRAIN_BUTTON_COLORS,
@@ -178,3 +181,108 @@ def test_splits_are_disjoint_by_construction():
     with pytest.raises(KeyError):
         sample_episode("juggle", "train", 0)
     assert replace(ep, seed=1) != ep
+
+
+# ---------------------------------------------------------------- held-out sub-splits (issue #9)
+
+
+def _factors(task, ep):
+    """Which of the factors (combo, shape, position, paraphrase) an episode changes relative to train."""
+    spec, t = TASKS[task], ep.target_object
+    found = set()
+    if task == "press":
+        if t.color in HELDOUT_BUTTON_COLORS:
+            found.add("button")
+    elif t.shape in HELDOUT_SHAPES:
+        found.add("shape")
+    elif (t.color, t.shape) not in TRAIN_COMBOS:
+        found.add("combo")
+    if not _inside_train_region(t.pos):
+        found.add("position")
+    if _matches(spec.heldout_templates, ep.instruction):
+        assert not _matches(spec.train_templates, ep.instruction), ep.instruction
+        found.add("paraphrase")
+    else:
+        assert _matches(spec.train_templates, ep.instruction), ep.instruction
+    for obj in ep.objects:  # distractors and destinations are training objects in every split
+        if obj.info.movable and obj.name != "target":
+            assert (obj.color, obj.shape) in TRAIN_COMBOS, (ep.split, ep.seed, obj)
+    return found
+
+
+EXPECTED_FACTORS = {
+    "heldout_combo": {"combo"},
+    "heldout_shape": {"shape"},
+    "heldout_paraphrase": {"paraphrase"},
+    "heldout_position": {"position"},
+}
+
+
+def test_subsplits_are_listed_after_the_original_two():
+    from uam_ros.train import evaluate
+
+    assert SPLITS[:2] == ("train", "heldout")  # their indices seed the episodes: never reorder
+    assert evaluate.SPLITS == SPLITS  # `uam eval --split` offers every split
+    assert set(HELDOUT_SUBSPLITS) == set(EXPECTED_FACTORS)
+    assert set(SPLIT_FACTORS) == set(SPLITS)
+    for split, factors in EXPECTED_FACTORS.items():
+        assert SPLIT_FACTORS[split] == factors
+
+
+@pytest.mark.parametrize("task", TASK_NAMES)
+@pytest.mark.parametrize("split", sorted(EXPECTED_FACTORS))
+def test_each_subsplit_changes_exactly_its_factor(task, split):
+    expected = EXPECTED_FACTORS[split]
+    if task == "press" and split in ("heldout_combo", "heldout_shape"):
+        expected = {"button"}  # buttons have no shape: the unseen object is an unseen button colour
+    for seed in SEEDS:
+        ep = sample_episode(task, split, seed)
+        assert ep.split == split
+        assert _factors(task, ep) == expected, (task, split, seed, ep.instruction, ep.target_object)
+
+
+@pytest.mark.parametrize("task", TASK_NAMES)
+def test_train_changes_no_factor_and_heldout_changes_all(task):
+    for seed in range(15):
+        assert _factors(task, sample_episode(task, "train", seed)) == set()
+        found = _factors(task, sample_episode(task, "heldout", seed))
+        assert {"position", "paraphrase"} <= found and len(found) == 3, (task, seed, found)
+
+
+def test_subsplits_are_deterministic_distinct_and_unsolved_at_the_start():
+    for split in HELDOUT_SUBSPLITS:
+        for task in TASK_NAMES:
+            assert sample_episode(task, split, 3) == sample_episode(task, split, 3)
+            assert len({sample_episode(task, split, s).objects for s in range(8)}) == 8
+            for seed in range(3):
+                ep = sample_episode(task, split, seed)
+                assert not success(ep, resting_state(ep)), (task, split, seed)
+        # a sub-split is its own stream of layouts, not a relabelled train episode
+        assert sample_episode("reach", split, 0).objects != sample_episode("reach", "train", 0).objects
+
+
+def test_subsplits_cover_every_unseen_object_they_promise():
+    combos = {sample_episode(t, "heldout_combo", s).target_object.label
+              for t in ("reach", "pick", "push") for s in range(60)}
+    assert len(combos) >= 4 and not any("cross" in c for c in combos)
+    colors = {sample_episode(t, "heldout_shape", s).target_object.color for t in ("reach", "pick") for s in range(60)}
+    assert len(colors) >= 4
+
+
+def _digest(split, seeds=range(25)):
+    import hashlib
+
+    h = hashlib.sha256()
+    for task in TASK_NAMES:
+        for seed in seeds:
+            ep = sample_episode(task, split, seed)
+            h.update(ep.instruction.encode())
+            for o in ep.objects:
+                h.update(f"{o.name}|{o.shape}|{o.color}|{o.pos[0]:.9f}|{o.pos[1]:.9f}|{o.yaw:.9f};".encode())
+    return h.hexdigest()[:16]
+
+
+def test_train_and_heldout_episodes_are_unchanged_by_the_subsplits():
+    """Pinned before the sub-splits were added: datasets collected earlier stay reproducible."""
+    assert _digest("train") == "fac363fd54300654"
+    assert _digest("heldout") == "d5fd470003f61458"

@@ -4,7 +4,7 @@ Six tasks: ``reach``, ``push``, ``pick``, ``put_in``, ``stack``, ``press``. Each
 coloured objects (and, depending on the task, zones, bins or buttons) on the table and states the
 goal in one sentence drawn from the task's paraphrase templates.
 
-Two splits, mirroring the out-of-distribution probes of the UAM paper (unseen objects, novel
+Two main splits, mirroring the out-of-distribution probes of the UAM paper (unseen objects, novel
 object-target compositions, instruction variation):
 
 - ``train``: the manipulated object is a *training* colour-shape combination (``is_train_combo``),
@@ -14,8 +14,22 @@ object-target compositions, instruction variation):
   ``TRAIN_REGION``, and the sentence comes from paraphrases never used in training.
 
 Distractors and destinations are training combinations in both splits, so a held-out episode
-composes familiar destinations with an unfamiliar object. ``sample_episode`` is a pure function of
-(task, split, seed).
+composes familiar destinations with an unfamiliar object.
+
+Four evaluation sub-splits each change exactly *one* of those factors relative to ``train`` (the
+other two stay as in ``train``), so a success drop can be attributed to it (issue #9):
+
+- ``heldout_combo``: the target is an unseen colour-shape combination of a training shape.
+- ``heldout_shape``: the target is the unseen shape ``cross`` (in a training colour).
+- ``heldout_paraphrase``: the sentence comes from the held-out paraphrases.
+- ``heldout_position``: the target starts in the band of the table outside ``TRAIN_REGION``.
+
+``press`` has no shapes: its buttons differ only in colour, so ``heldout_combo`` and ``heldout_shape``
+both give it an unseen button colour (its only "unseen object" factor). ``SPLIT_FACTORS`` lists
+what each split changes. The sub-splits are for evaluation only: ``uam collect`` records ``train``
+or ``heldout``. ``sample_episode`` is a pure function of (task, split, seed); adding the sub-splits
+left ``train`` and ``heldout`` episodes bit-identical (the split's index in ``SPLITS`` seeds the
+generator, and the new names come after the old ones).
 """
 
 from __future__ import annotations
@@ -38,7 +52,18 @@ from uam_ros.sim.objects import (
     object_top_z,
 )
 
-SPLITS = ("train", "heldout")
+# Order matters: a split's index seeds its episodes. Append new splits; never reorder.
+SPLITS = ("train", "heldout", "heldout_combo", "heldout_shape", "heldout_paraphrase", "heldout_position")
+HELDOUT_SUBSPLITS = SPLITS[2:]
+# The factors each split changes relative to "train": object (combo/shape), position, paraphrase.
+SPLIT_FACTORS: dict[str, frozenset[str]] = {
+    "train": frozenset(),
+    "heldout": frozenset({"object", "position", "paraphrase"}),
+    "heldout_combo": frozenset({"combo"}),
+    "heldout_shape": frozenset({"shape"}),
+    "heldout_paraphrase": frozenset({"paraphrase"}),
+    "heldout_position": frozenset({"position"}),
+}
 COLOR_NAMES = tuple(COLORS)  # red, green, blue, yellow, purple, orange
 TRAIN_SHAPES = ("block", "cylinder", "hexagon")
 HELDOUT_SHAPES = ("cross",)
@@ -123,7 +148,20 @@ class TaskSpec:
     success: Callable[[EpisodeSpec, WorldState], bool]
 
     def templates(self, split: str) -> tuple[str, ...]:
-        return self.train_templates if split == "train" else self.heldout_templates
+        return self.heldout_templates if _unseen_paraphrase(split) else self.train_templates
+
+
+def _unseen_paraphrase(split: str) -> bool:
+    return split in ("heldout", "heldout_paraphrase")
+
+
+def _unseen_position(split: str) -> bool:
+    return split in ("heldout", "heldout_position")
+
+
+def _unseen_object(split: str) -> bool:
+    """The manipulated object (press: the button colour) is one never seen in training."""
+    return split in ("heldout", "heldout_combo", "heldout_shape")
 
 
 # ---------------------------------------------------------------------------------------- sampling
@@ -180,7 +218,11 @@ def _segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _target_combo(rng: np.random.Generator, split: str, shapes: Sequence[str] | None = None) -> tuple[str, str]:
-    combos = TRAIN_COMBOS if split == "train" else HELDOUT_COMBOS
+    combos = HELDOUT_COMBOS if _unseen_object(split) else TRAIN_COMBOS
+    if split == "heldout_combo":
+        combos = tuple(c for c in combos if c[1] not in HELDOUT_SHAPES)
+    elif split == "heldout_shape":
+        combos = tuple(c for c in combos if c[1] in HELDOUT_SHAPES)
     if shapes is not None:
         combos = tuple(c for c in combos if c[1] in shapes)
     if split == "heldout" and shapes is None:
@@ -210,7 +252,7 @@ def _movable(rng, placer, name, combo, region) -> ObjectSpec:
 
 
 def _target_region(split: str) -> str:
-    return "train" if split == "train" else "heldout"
+    return "heldout" if _unseen_position(split) else "train"
 
 
 def _layout_reach(rng: np.random.Generator, split: str):
@@ -286,7 +328,7 @@ def _layout_stack(rng: np.random.Generator, split: str):
 
 def _layout_press(rng: np.random.Generator, split: str):
     placer = _Placer(rng)
-    colors = TRAIN_BUTTON_COLORS if split == "train" else HELDOUT_BUTTON_COLORS
+    colors = HELDOUT_BUTTON_COLORS if _unseen_object(split) else TRAIN_BUTTON_COLORS
     target_color = colors[int(rng.integers(len(colors)))]
     others = [c for c in TRAIN_BUTTON_COLORS if c != target_color]
     picked = rng.choice(len(others), size=2, replace=False)

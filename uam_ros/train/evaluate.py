@@ -34,6 +34,9 @@ from uam_ros.train.datasets import VLData, to_float_image
 from uam_ros.train.progress import Progress
 
 EVAL_SEED = 100_000
+# uam_ros.sim.tasks.SPLITS, spelled out so that building the `uam` parser does not import MuJoCo
+# (test_sim_tasks checks that the two agree).
+SPLITS = ("train", "heldout", "heldout_combo", "heldout_shape", "heldout_paraphrase", "heldout_position")
 
 
 # ------------------------------------------------------------------------------------- VQA
@@ -209,7 +212,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--robot", help="robot name or YAML (default: the checkpoint's)")
     parser.add_argument("--tasks", nargs="*", default=[], help="tasks for closed-loop success (none: skip)")
-    parser.add_argument("--split", choices=("train", "heldout"), default="heldout")
+    parser.add_argument("--split", choices=SPLITS, default="heldout",
+                        help="episode split; heldout_{combo,shape,paraphrase,position} change one factor each")
     parser.add_argument("--episodes", type=int, default=10, help="episodes per task")
     parser.add_argument("--seed", type=int, default=EVAL_SEED, help="seed of the first evaluation episode")
     parser.add_argument("--n-action-steps", type=int, help="targets executed per chunk (default: robot config)")

@@ -1,0 +1,528 @@
+"""The embodiment-tax study (issue #9): how much of the ventral VLM's vision-language skill survives
+end-to-end action training, UAM vs the single-stream baseline, and what each buys in closed loop.
+
+    nice -n 10 .venv/bin/python benchmarks/embodiment_tax.py --quick     # smoke run, < 30 min on 2 CPU cores
+    nice -n 10 .venv/bin/python benchmarks/embodiment_tax.py             # the full study (hours; see docs)
+
+One command runs every stage through the package's own pipeline (the functions behind `uam collect`,
+`uam train` and `uam eval`, called in this process so torch and MuJoCo load once):
+
+1. data (runs/study/<preset>/data/): train-split expert episodes (`uam collect --split train`),
+   vision-language pairs for ventral pretraining, and a separate *held-out* VL set (other scenes:
+   another seed) on which VQA/caption accuracy is measured.
+2. one ventral VLM (`uam train --stage ventral`), shared by every model and seed: "the same
+   pretrained ventral VLM". Its VQA/caption accuracy on the held-out VL set is "before".
+3. per seed N (runs/study/<preset>/<kind>/seed<N>/):
+   uam:           dorsal pretraining (init from the ventral) -> action stage (init from the dorsal)
+   single_stream: action stage with --kind single_stream (init from the ventral)
+   Both action stages see the same data, batch size and number of steps (the step budget).
+4. per run: VQA/caption accuracy of the action checkpoint's ventral stream ("after"), retention =
+   after / before, and closed-loop success per task on the train split and on each held-out
+   sub-split (uam_ros.sim.tasks: heldout_combo, heldout_shape, heldout_paraphrase,
+   heldout_position), at evaluation seeds 100000+ (layouts never collected).
+
+Resumable: a finished stage leaves its output (checkpoint/, an eval JSON, a stage marker) and is
+skipped on the next invocation; an interrupted training stage resumes from its latest/ state (the
+trainer's exact resumption). Each run directory keeps train_config.yaml, the checkpoint, curves,
+eval JSONs, a log and timing.json (wall and CPU seconds per stage). Results:
+benchmarks/results/embodiment_tax[_quick].json (every number; uam_ros.train.study_metrics computes
+the summaries) and .png (retention bars with seed spread, success per split, learning curves).
+
+The frozen-VLM baseline (c) is not run: the trainer refuses to freeze anything in the action stage
+(build_stage raises "action stage must train every weight end to end"), and adding it needs a
+trainer option, which is not this script's to add.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from uam_ros.train import study_metrics  # noqa: E402
+
+KINDS = ("uam", "single_stream")
+EVAL_SPLITS = ("train", "heldout_combo", "heldout_shape", "heldout_paraphrase", "heldout_position")
+STAGE_DONE = "study_stage.json"
+
+
+@dataclass
+class Preset:
+    """Everything that sets the study's size. Model sizes are fixed at the ventral stage (model.*)."""
+
+    name: str
+    robot: str = "franka_panda"
+    tasks: tuple[str, ...] = ("reach", "press", "pick")
+    seeds: tuple[int, ...] = (0, 1, 2)
+    episodes: int = 300  # expert episodes per task (train split)
+    vl_pairs: int = 6000  # ventral pretraining pairs
+    vl_eval_pairs: int = 600  # held-out VL set
+    vl_eval_seed: int = 90_000  # collect seed of the held-out VL scenes (training VL uses 0)
+    # Steps per stage; 0: the stage config's epochs. The action budget is the same for every model
+    # either way (same data, batch size and epochs give the same number of steps).
+    ventral_steps: int = 0
+    dorsal_steps: int = 0
+    action_steps: int = 0
+    batch_size: int | None = None  # None: the stage config's
+    warmup_steps: int | None = None
+    model: dict[str, Any] = field(default_factory=dict)
+    eval_splits: tuple[str, ...] = EVAL_SPLITS + ("heldout",)
+    eval_episodes: int = 20  # per task and split
+    max_vqa_pairs: int = 600
+    collect_workers: int = 1
+    threads: int = 1  # torch CPU threads (training and evaluation)
+    device: str = "cpu"  # training device; closed-loop evaluation runs on the CPU
+
+
+PRESETS = {
+    # The current config/train/*.yaml recipe (epochs, batch size, lr, model) on 300 expert episodes per
+    # task. Not run yet: issue #6 is still settling the recipe that makes a policy succeed at all;
+    # align this preset with it (data size, steps, model) before running the study for real.
+    "full": Preset("full"),
+    # A smoke run of the whole pipeline: tiny data, a small model, a few steps, three seeds, so that
+    # every number and plot is produced end to end. Its success rates are ~0 by construction.
+    "quick": Preset(
+        "quick", tasks=("reach", "press"), episodes=8, vl_pairs=960, vl_eval_pairs=192,
+        ventral_steps=300, dorsal_steps=40, action_steps=120, batch_size=16, warmup_steps=20,
+        model={"image_size": 64, "patch_size": 8, "d_model": 64, "n_heads": 4, "mlp_ratio": 2,
+               "chunk_size": 8},
+        eval_splits=EVAL_SPLITS, eval_episodes=2, max_vqa_pairs=192,
+    ),
+}
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def clean_json(value: Any) -> Any:
+    """NaN/inf -> None (strict JSON), tuples -> lists, Paths -> str, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): clean_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean_json(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(clean_json(data), indent=1, allow_nan=False) + "\n")
+    tmp.rename(path)
+
+
+class Timer:
+    """Wall and CPU seconds of this process over a with-block (the stages run in this process)."""
+
+    def __enter__(self) -> Timer:
+        self.wall0, self.cpu0 = time.monotonic(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.wall_s = time.monotonic() - self.wall0
+        self.cpu_s = time.process_time() - self.cpu0
+
+
+@contextlib.contextmanager
+def logged(path: Path):
+    """Send the stage's stdout/stderr (trainer lines, progress) to path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle, contextlib.redirect_stdout(handle), contextlib.redirect_stderr(handle):
+        print(f"==== {time.strftime('%Y-%m-%dT%H:%M:%S')}", flush=True)
+        yield
+
+
+def record_timing(run_dir: Path, stage: str, timer: Timer, **extra: Any) -> None:
+    path = run_dir / "timing.json"
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data[stage] = {"wall_s": timer.wall_s, "cpu_s": timer.cpu_s, **extra}
+    write_json(path, data)
+
+
+def timing(run_dir: Path, stage: str) -> dict[str, Any]:
+    path = run_dir / "timing.json"
+    return (json.loads(path.read_text()) if path.is_file() else {}).get(stage, {})
+
+
+# ------------------------------------------------------------------------------------------ stages
+
+
+def collect(out: Path, preset: Preset, *, tasks: list[str], episodes: int, vl_pairs: int, seed: int,
+            timings: dict[str, Any], name: str) -> None:
+    """`uam collect` (resumable itself); skipped when a previous invocation finished."""
+    from uam_ros.train import collect as collect_mod
+
+    marker = out / STAGE_DONE
+    if marker.is_file():
+        timings[name] = json.loads(marker.read_text())
+        return
+    argv = ["--robot", preset.robot, "--tasks", *tasks, "--episodes", str(episodes), "--split", "train",
+            "--out", str(out), "--workers", str(preset.collect_workers), "--seed", str(seed),
+            "--vl-pairs", str(vl_pairs)]
+    parser = argparse.ArgumentParser()
+    collect_mod.add_arguments(parser)
+    log(f"collect {name}: uam collect {shlex.join(argv)}")
+    with Timer() as timer, logged(out.parent / f"{name}.log"):
+        code = collect_mod.run(parser.parse_args(argv))
+    if code != 0:
+        raise SystemExit(f"collect {name} failed (exit {code}); see {out.parent / f'{name}.log'}")
+    info = {"wall_s": timer.wall_s, "cpu_s": timer.cpu_s, "command": "uam collect " + shlex.join(argv)}
+    write_json(marker, info)
+    timings[name] = info
+    log(f"collect {name}: {timer.wall_s:.0f} s")
+
+
+def train_stage(stage: str, out_dir: Path, run_dir: Path, preset: Preset, *, data: Path, seed: int,
+                init_from: Path | None = None, kind: str = "uam", steps: int = 0) -> Path:
+    """`uam train --stage STAGE` with the study's overrides; skipped when out_dir/checkpoint exists."""
+    from uam_ros.train import trainer
+
+    checkpoint = out_dir / trainer.FINAL
+    if (checkpoint / "config.json").is_file():
+        return checkpoint
+    argv = ["--stage", stage, "--config", str(ROOT / "config" / "train" / f"{stage}.yaml"), "--kind", kind,
+            "--out-dir", str(out_dir), "--seed", str(seed), "--set", f"data.train=[{data}]",
+            "--set", f"threads={preset.threads}", "--device", preset.device]
+    if preset.batch_size:
+        argv += ["--batch-size", str(preset.batch_size)]
+    if preset.warmup_steps is not None:
+        argv += ["--set", f"warmup_steps={preset.warmup_steps}"]
+    if init_from is not None:
+        argv += ["--init-from", str(init_from)]
+    if steps:
+        argv += ["--max-steps", str(steps)]
+    if stage == "ventral":
+        argv += [f"--set=model.{k}={v}" for k, v in preset.model.items()]
+    parser = argparse.ArgumentParser()
+    trainer.add_arguments(parser)
+    cfg = trainer.config_from_args(parser.parse_args(argv))
+    resumed = trainer.find_training_state(out_dir) is not None
+    log(f"train {stage} {kind} seed {seed}{' (resuming)' if resumed else ''}: uam train {shlex.join(argv)}")
+    with Timer() as timer, logged(out_dir.parent / f"{stage}.log"):
+        result = trainer.train(cfg)
+    if result.checkpoint is None:
+        raise SystemExit(f"train {stage} stopped at step {result.step}/{result.total_steps}")
+    record_timing(run_dir, stage, timer, steps=result.total_steps, resumed=resumed,
+                  samples_per_s=result.samples_per_s, command="uam train " + shlex.join(argv))
+    log(f"train {stage} {kind} seed {seed}: {result.total_steps} steps in {timer.wall_s:.0f} s "
+        f"({result.samples_per_s:.1f} samples/s)")
+    return checkpoint
+
+
+def vqa(checkpoint: Path, out: Path, vl_eval: Path, preset: Preset) -> dict[str, Any]:
+    from uam_ros.train.evaluate import vqa_accuracy
+
+    if out.is_file():
+        return json.loads(out.read_text())
+    with Timer() as timer:
+        result = vqa_accuracy(checkpoint, vl_eval, max_pairs=preset.max_vqa_pairs)
+    result["wall_s"] = timer.wall_s
+    result["command"] = f"uam eval --checkpoint {checkpoint} --vl {vl_eval} --max-pairs {preset.max_vqa_pairs}"
+    write_json(out, result)
+    log(f"vqa {checkpoint.parent.name}: accuracy {result['accuracy']:.3f} on {result['pairs']} pairs "
+        f"({timer.wall_s:.0f} s)")
+    return result
+
+
+def closed_loop(checkpoint: Path, out: Path, split: str, preset: Preset) -> dict[str, Any]:
+    from uam_ros.train.evaluate import closed_loop_success
+
+    if out.is_file():
+        return json.loads(out.read_text())
+    result = closed_loop_success(checkpoint, preset.robot, list(preset.tasks), split, preset.eval_episodes,
+                                 threads=preset.threads, progress=False)
+    result["command"] = (f"uam eval --checkpoint {checkpoint} --tasks {' '.join(preset.tasks)} --split {split} "
+                         f"--episodes {preset.eval_episodes}")
+    write_json(out, result)
+    log(f"closed loop {split}: {result['success_rate']:.2f} over {preset.eval_episodes} x {len(preset.tasks)} "
+        f"episodes ({result['wall_s']:.0f} s)")
+    return result
+
+
+def action_curve(run_dir: Path) -> dict[str, list]:
+    path = run_dir / "action" / "curves.json"
+    if not path.is_file():
+        return {"train": [], "val": []}
+    history = json.loads(path.read_text())
+    return {
+        "train": [[r["step"], r.get("action_loss", r.get("loss"))] for r in history.get("train", [])],
+        "val": [[r["step"], r.get("action_loss", r.get("loss"))] for r in history.get("val", [])],
+    }
+
+
+# ------------------------------------------------------------------------------------------ the study
+
+
+def check_same_preset(preset: Preset, root: Path) -> None:
+    """Resuming reuses every finished output, so the settings must be those of the first invocation
+    (seeds may be added: each seed is its own runs)."""
+    path = root / "preset.json"
+    current = clean_json({k: v for k, v in asdict(preset).items() if k != "seeds"})
+    if path.is_file():
+        saved = {k: v for k, v in json.loads(path.read_text()).items() if k != "seeds"}
+        changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+        if changed:
+            raise SystemExit(f"{root} was run with other settings ({', '.join(changed)}); "
+                             f"use another --runs-dir or delete it")
+    write_json(path, asdict(preset))
+
+
+def run_study(preset: Preset, root: Path) -> dict[str, Any]:
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    import torch
+
+    torch.set_num_threads(preset.threads)
+    started = time.monotonic()
+    check_same_preset(preset, root)
+    data = root / "data"
+    timings: dict[str, Any] = {}
+    collect(data / "train", preset, tasks=list(preset.tasks), episodes=preset.episodes, vl_pairs=0, seed=0,
+            timings=timings, name="collect_episodes")
+    collect(data / "vl", preset, tasks=[], episodes=0, vl_pairs=preset.vl_pairs, seed=0,
+            timings=timings, name="collect_vl")
+    collect(data / "vl_eval", preset, tasks=[], episodes=0, vl_pairs=preset.vl_eval_pairs,
+            seed=preset.vl_eval_seed, timings=timings, name="collect_vl_eval")
+
+    ventral_dir = root / "ventral"
+    ventral = train_stage("ventral", ventral_dir / "ventral", ventral_dir, preset, data=data / "vl", seed=0,
+                          steps=preset.ventral_steps)
+    timings["ventral"] = timing(ventral_dir, "ventral")
+    before = vqa(ventral, ventral_dir / "eval" / "vqa.json", data / "vl_eval", preset)
+
+    runs = []
+    for seed in preset.seeds:
+        for kind in KINDS:
+            run_dir = root / kind / f"seed{seed}"
+            init = ventral
+            if kind == "uam":
+                init = train_stage("dorsal", run_dir / "dorsal", run_dir, preset, data=data / "train", seed=seed,
+                                   init_from=ventral, steps=preset.dorsal_steps)
+            action = train_stage("action", run_dir / "action", run_dir, preset, data=data / "train", seed=seed,
+                                 init_from=init, kind=kind, steps=preset.action_steps)
+            after = vqa(action, run_dir / "eval" / "vqa.json", data / "vl_eval", preset)
+            success = {}
+            eval_wall = after.get("wall_s", 0.0)
+            for split in preset.eval_splits:
+                result = closed_loop(action, run_dir / "eval" / f"closed_loop_{split}.json", split, preset)
+                success[split] = study_metrics.success_counts(result)
+                eval_wall += result.get("wall_s", 0.0)
+            run_timing = json.loads((run_dir / "timing.json").read_text())
+            record = {
+                "kind": kind, "seed": seed,
+                "vqa": {"before": study_metrics.per_kind_counts(before),
+                        "after": study_metrics.per_kind_counts(after)},
+                "success": success,
+                "action_wall_s": run_timing["action"]["wall_s"],
+                "action_cpu_s": run_timing["action"]["cpu_s"],
+                "dorsal_wall_s": run_timing.get("dorsal", {}).get("wall_s"),
+                "eval_wall_s": eval_wall,  # VQA after + closed loop on every split
+                "run_dir": str(run_dir.relative_to(ROOT)) if run_dir.is_relative_to(ROOT) else str(run_dir),
+                "curve": action_curve(run_dir),
+                "timing": run_timing,
+            }
+            write_json(run_dir / "run.json", record)
+            runs.append(record)
+
+    # The floor: a seeded, untrained checkpoint (`uam init-model`) on the same evaluation episodes.
+    # Success it gets (e.g. a button pressed on the way down) is luck of the layout, not skill.
+    reference_dir = root / "reference_untrained"
+    if not (reference_dir / "checkpoint" / "config.json").is_file():
+        from bench_common import make_checkpoint
+
+        make_checkpoint(preset.robot, reference_dir / "checkpoint")
+    reference = {split: study_metrics.split_success(study_metrics.success_counts(closed_loop(
+        reference_dir / "checkpoint", reference_dir / "eval" / f"closed_loop_{split}.json", split, preset)))
+        for split in preset.eval_splits}
+
+    report = study_metrics.build_report(runs, splits=list(preset.eval_splits), kinds=list(KINDS))
+    # Every stage's wall time as recorded when it ran (so a resumed or re-run invocation still reports
+    # what the whole pipeline cost; imports and small overheads are not in it).
+    stage_wall = {
+        "collect": sum(timings[k].get("wall_s", 0.0) for k in timings if k.startswith("collect")),
+        "ventral_train": timings["ventral"].get("wall_s", 0.0),
+        "vqa_before": before.get("wall_s", 0.0),
+        "dorsal_train": sum(r["dorsal_wall_s"] or 0.0 for r in runs),
+        "action_train": sum(r["action_wall_s"] for r in runs),
+        "eval": sum(r["eval_wall_s"] for r in runs),
+    }
+    from bench_common import machine_info, timestamp
+
+    invocations_file = root / "invocations.json"
+    invocations = json.loads(invocations_file.read_text()) if invocations_file.is_file() else []
+    invocations.append({"finished": timestamp(), "wall_s": time.monotonic() - started,
+                        "loadavg": [round(x, 2) for x in os.getloadavg()]})
+    write_json(invocations_file, invocations)
+    return {
+        "study": "embodiment tax (issue #9)",
+        "preset": asdict(preset),
+        "command": "nice -n 10 .venv/bin/python benchmarks/embodiment_tax.py" + (
+            " --quick" if preset.name == "quick" else f" --preset {preset.name}"),
+        "finished": timestamp(),
+        "machine": machine_info(),
+        "total_wall_s_this_invocation": time.monotonic() - started,
+        "pipeline_wall_s": {**stage_wall, "total": sum(stage_wall.values())},
+        "stage_timings": timings,
+        "invocations": invocations,
+        "vqa_before": {k: before[k] for k in ("accuracy", "pairs", "per_kind", "checkpoint")},
+        "reference_untrained_success": reference,
+        "runs": runs,
+        "report": report,
+        "table_markdown": study_metrics.markdown_table(report["table"]),
+        "not_run": {"frozen_vlm_baseline": "the trainer's action stage refuses frozen weights (build_stage: "
+                    "'action stage must train every weight end to end'); needs a trainer option"},
+    }
+
+
+# ------------------------------------------------------------------------------------------ plots
+
+
+def _num(value: Any, missing: float = float("nan")) -> float:
+    return missing if value is None else float(value)
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    report, runs = results["report"], results["runs"]
+    kinds = [k for k in report["kinds"] if k in report["per_model"]]
+    colors = {"uam": "#1f77b4", "single_stream": "#d62728"}
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
+
+    ax = axes[0]  # retention bars
+    groups = ["all", "vqa", "caption"]
+    width = 0.8 / max(1, len(kinds))
+    for i, kind in enumerate(kinds):
+        xs = np.arange(len(groups)) + (i - (len(kinds) - 1) / 2) * width
+        summaries = [report["per_model"][kind][f"retention.{g}"] for g in groups]
+        means = [_num(s["mean"]) for s in summaries]
+        stds = [_num(s["std"], 0.0) for s in summaries]
+        ax.bar(xs, means, width, yerr=stds, capsize=4, color=colors.get(kind), alpha=0.7, label=kind)
+        for x, g in zip(xs, groups):
+            values = [_num(r["retention"][g]) for r in report["runs"] if r["kind"] == kind]
+            ax.scatter([x] * len(values), values, color="k", s=12, zorder=3)
+        for x, summary in zip(xs, summaries):
+            if summary["mean"] is None:  # every seed undefined: nothing to retain
+                ax.text(x, 0.02, "undefined:\nbefore = 0", ha="center", va="bottom", fontsize=7, rotation=90)
+    before = {g: _num(report["per_model"][kinds[0]][f"accuracy_before.{g}"]["mean"]) for g in groups} if kinds else {}
+    ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+    ax.axhline(0.95, color="grey", lw=0.8, ls=":")
+    ax.set_xticks(range(len(groups)), ["all pairs", "VQA", "caption"])
+    ax.set_xlim(-0.5, len(groups) - 0.5)
+    ax.set_ylabel("retention = accuracy after / before")
+    ax.set_title("ventral VL retention (bars: mean ± std over seeds, dots: seeds)\naccuracy before: " +
+                 ", ".join(f"{g} {v:.2f}" for g, v in before.items()), fontsize=9)
+    ax.legend(fontsize=8)
+
+    ax = axes[1]  # success per split
+    splits = report["splits"]
+    for i, kind in enumerate(kinds):
+        xs = np.arange(len(splits)) + (i - (len(kinds) - 1) / 2) * width
+        summaries = [report["per_model"][kind][f"success.{s}"] for s in splits]
+        means = [_num(s["mean"]) for s in summaries]
+        stds = [_num(s["std"], 0.0) for s in summaries]
+        ax.bar(xs, means, width, yerr=stds, capsize=4, color=colors.get(kind), alpha=0.7, label=kind)
+        for x, s in zip(xs, splits):
+            values = [_num(r["success"][s]["rate"]) for r in report["runs"] if r["kind"] == kind and s in r["success"]]
+            ax.scatter([x] * len(values), values, color="k", s=12, zorder=3)
+    floor = results.get("reference_untrained_success") or {}
+    for x, split in enumerate(splits):
+        if split in floor and floor[split]["rate"] is not None:
+            ax.hlines(floor[split]["rate"], x - 0.45, x + 0.45, color="k", lw=1.5, ls="--",
+                      label="untrained checkpoint" if x == 0 else None)
+    ax.set_xticks(range(len(splits)), [s.replace("heldout_", "ho_") for s in splits], fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("closed-loop success rate")
+    episodes = results["preset"]["eval_episodes"] * len(results["preset"]["tasks"])
+    ax.set_title(f"success per split ({episodes} episodes per seed and split)", fontsize=9)
+    ax.legend(fontsize=8)
+
+    ax = axes[2]  # learning curves
+    for run in runs:
+        train = np.array(run["curve"]["train"], dtype=float).reshape(-1, 2)
+        if len(train):
+            ax.plot(train[:, 0], train[:, 1], color=colors.get(run["kind"]), alpha=0.6, lw=1,
+                    label=f"{run['kind']}" if run["seed"] == runs[0]["seed"] else None)
+        val = np.array(run["curve"]["val"], dtype=float).reshape(-1, 2)
+        if len(val):
+            ax.scatter(val[:, 0], val[:, 1], color=colors.get(run["kind"]), s=14, marker="o")
+    ax.set_yscale("log")
+    ax.set_xlabel("action-stage step")
+    ax.set_ylabel("action flow loss")
+    ax.set_title("action-stage learning curves (lines: train per seed, dots: val)", fontsize=9)
+    ax.legend(fontsize=8)
+
+    machine = results["machine"]
+    fig.suptitle(f"Embodiment tax, preset '{results['preset']['name']}': {len(results['preset']['seeds'])} seeds, "
+                 f"{machine['cpu_count']} CPU cores ({machine['cpu_model']}), one torch thread", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="the quick preset (same as --preset quick)")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="full")
+    parser.add_argument("--seeds", type=int, nargs="*", help="override the preset's seeds")
+    parser.add_argument("--eval-episodes", type=int, help="override episodes per task and split")
+    parser.add_argument("--action-steps", type=int, help="override the action-stage step budget")
+    parser.add_argument("--collect-workers", type=int, help="processes for `uam collect` (default 1)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), help="training device (default cpu)")
+    parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "study",
+                        help="study runs go to RUNS_DIR/<preset>/ (default: runs/study)")
+    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results",
+                        help="where embodiment_tax[_<preset>].json/.png are written")
+    args = parser.parse_args(argv)
+    preset = PRESETS["quick" if args.quick else args.preset]
+    if args.seeds:
+        preset = replace(preset, seeds=tuple(args.seeds))
+    if args.eval_episodes:
+        preset = replace(preset, eval_episodes=args.eval_episodes)
+    if args.action_steps:
+        preset = replace(preset, action_steps=args.action_steps)
+    if args.collect_workers:
+        preset = replace(preset, collect_workers=args.collect_workers)
+    if args.device:
+        preset = replace(preset, device=args.device)
+    root = args.runs_dir / preset.name
+    log(f"embodiment-tax study, preset {preset.name}: runs in {root}")
+    results = run_study(preset, root)
+    stem = "embodiment_tax" + ("" if preset.name == "full" else f"_{preset.name}")
+    args.results.mkdir(parents=True, exist_ok=True)
+    write_json(args.results / f"{stem}.json", results)
+    plot(clean_json(results), args.results / f"{stem}.png")
+    print(results["table_markdown"])
+    log(f"wrote {args.results / (stem + '.json')} and .png; this invocation took "
+        f"{results['total_wall_s_this_invocation'] / 60:.1f} min, the stages "
+        f"{results['pipeline_wall_s']['total'] / 60:.1f} min in all")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
