@@ -102,6 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
     onnx_export.add_arguments(p)
     p.set_defaults(func=onnx_export.run)
 
+    from uam_ros.recording import record_node as record_cli, replay as replay_cli
+
+    p = sub.add_parser("record", help="record a running uam_policy (+ sim) to MCAP until Ctrl-C / SIGTERM")
+    record_cli.add_arguments(p)
+    p.set_defaults(func=record_cli.run)
+
+    p = sub.add_parser("replay", help="re-run a policy offline on a recording and compare its actions")
+    replay_cli.add_arguments(p)
+    p.set_defaults(func=replay_cli.run)
+
     p = sub.add_parser("demo", help="closed loop: simulated arm + policy over real DDS, headless")
     demo.add_arguments(p)
     p.set_defaults(func=demo.run)
