@@ -30,6 +30,10 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ] || [ ! -x "$VENV/bin/uam" ]; the
     # Robot model packages whose own dependency pins would downgrade numpy: assets only.
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r "$ROOT/requirements-sim.txt"
   fi
+  if [ -f "$ROOT/requirements-metaworld.txt" ]; then
+    # Meta-World pins mujoco==3.3.0; installed without its pins so the project's MuJoCo stays.
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r "$ROOT/requirements-metaworld.txt"
+  fi
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e "$ROOT"
   echo "$WANT" > "$STAMP"
 fi
