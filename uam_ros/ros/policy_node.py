@@ -7,12 +7,14 @@ by uam_ros.control.policy_loop.PolicyLoop.
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Float64MultiArray, String
+from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
 from diagnostic_msgs.msg import DiagnosticArray
@@ -28,6 +30,12 @@ from uam_ros.ros.qos import COMMAND_QOS, INSTRUCTION_QOS, SENSOR_QOS
 from uam_ros.ros.node_main import run_node
 from uam_ros.ros.tick_stats import TickStats
 from uam_ros.schema import spec
+
+
+# ~/chunk_timing (std_msgs/Float64MultiArray, one per commanded chunk): header stamp of the trajectory,
+# stamp of the camera frame it was computed from, when the node received that frame, when inference
+# started and finished, and when the trajectory had been published -- node clock, seconds.
+CHUNK_TIMING_FIELDS = "command_stamp,observation_stamp,image_received,inference_started,inference_finished,published"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,21 +54,30 @@ class PolicyNodeParams:
     seed: int = spec(0, description="Seed of the flow-matching noise", ge=0)
     predicted_path: bool = spec(True, description="Publish ~/predicted_path (end-effector path of each chunk, "
                                 "forward kinematics of the robot's MuJoCo model)")
+    record: str = spec("", description="Record inputs, commands, predictions, /diagnostics and each inference to "
+                       "this MCAP file from configure to cleanup/shutdown (empty: off; see docs/recording.md)")
 
 
 class _PollRecorder:
     """Passes the loop's calls through to the inference worker and keeps the last polled result,
-    so a chunk the safety filter refused can still be drawn (the loop drops it when it holds)."""
+    so a chunk the safety filter refused can still be drawn (the loop drops it when it holds).
+    With record:=FILE it also hands every accepted observation and every result to the recording."""
 
-    def __init__(self, worker) -> None:
+    def __init__(self, worker, recording=None) -> None:
         self.worker = worker
+        self.recording = recording
         self.last = None
 
     def submit(self, observation) -> bool:
-        return self.worker.submit(observation)
+        accepted = self.worker.submit(observation)
+        if accepted and self.recording is not None:
+            self.recording.observation(observation)
+        return accepted
 
     def poll(self):
         self.last = self.worker.poll()
+        if self.recording is not None:
+            self.recording.inference(self.last)
         return self.last
 
     def busy_for_s(self) -> float:
@@ -90,6 +107,8 @@ class PolicyNode(LifecycleNode):
         self.kinematics = None  # uam_ros.kinematics.RobotKinematics, built at configure
         self._poll: _PollRecorder | None = None
         self._last_path = None
+        self._recording = None  # uam_ros.recording.policy_tap.PolicyRecording with record:=FILE
+        self._image_received: deque = deque(maxlen=32)  # (camera stamp, node time received), for ~/chunk_timing
 
     # ---- lifecycle ------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -98,6 +117,7 @@ class PolicyNode(LifecycleNode):
         except Exception as exc:  # any load failure leaves the node unconfigured, with a clear reason
             self.get_logger().error(f"configure failed: {exc}")
             self.lifecycle_state = f"configure_failed: {exc}"
+            self._close_recording()
             self._destroy_endpoints()
             return TransitionCallbackReturn.FAILURE
         self.lifecycle_state = "inactive"
@@ -128,12 +148,44 @@ class PolicyNode(LifecycleNode):
         )
         self.robot, self.backend_name, self.backend_reason = robot, choice.name, choice.reason
         self.worker = InferenceWorker(choice.policy)
-        self._poll = _PollRecorder(self.worker)
+        if self.params.record:
+            self._recording = self._open_recording(robot, model)
+        self._poll = _PollRecorder(self.worker, self._recording)
         self.loop = PolicyLoop(robot, self._poll, self.params.inference_timeout_s or None)
         self.loop.set_instruction(self.params.instruction)
         self.kinematics = self._load_kinematics(robot) if self.params.predicted_path else None
         self._last_path = None
         self._create_endpoints(robot)
+
+    def _open_recording(self, robot: RobotConfig, model: str):
+        """record:=FILE (uam_ros.recording.policy_tap): queued, written by its own thread."""
+        from uam_ros.recording.policy_tap import PolicyRecording
+        from uam_ros.recording.topics import policy_topics
+
+        topics = {spec.role: spec for spec in policy_topics(robot, self.resolve_topic_name)}
+        metadata = {"robot": robot.name, "robot_config": self.params.robot, "model": model,
+                    "backend": self.backend_name, "seed": self.params.seed, "instruction": self.params.instruction,
+                    "inference_threads": self.params.inference_threads, "control_rate_hz": robot.control.rate_hz,
+                    "enable": self.enabled, "node": self.get_fully_qualified_name()}
+        recording = PolicyRecording(self.params.record, topics, self.get_fully_qualified_name(),
+                                    robot.action_joint_names, metadata, lambda: self.get_clock().now().nanoseconds)
+        self.get_logger().info(f"recording to {self.params.record}")
+        return recording
+
+    def _close_recording(self) -> None:
+        recording, self._recording = self._recording, None
+        if self._poll is not None:
+            self._poll.recording = None
+        if recording is not None:
+            stats = recording.close()
+            dropped = sum(stats.dropped.values())
+            self.get_logger().info(f"recording closed: {recording.recorder.path}, {sum(stats.written.values())} "
+                                   f"messages, {stats.bytes / 1e6:.2f} MB"
+                                   + (f", {dropped} dropped" if dropped else ""))
+
+    def _record(self, role: str, msg) -> None:
+        if self._recording is not None:
+            self._recording.message(role, msg)
 
     def _load_kinematics(self, robot: RobotConfig):
         """FK model for ~/predicted_path, built once here (off the control path). A robot without a
@@ -158,6 +210,7 @@ class PolicyNode(LifecycleNode):
         self._traj_pub = pub(JointTrajectory, robot.controller.trajectory_topic, COMMAND_QOS)
         self._predicted_pub = pub(JointTrajectory, "~/predicted_trajectory", 10)
         self._future_pub = pub(Image, "~/imagined_future", 2)
+        self._timing_pub = pub(Float64MultiArray, "~/chunk_timing", 10)
         self._path_pub = pub(MarkerArray, "~/predicted_path", 2) if self.kinematics is not None else None
         self._gripper_pub = pub(Float64MultiArray, robot.gripper.command_topic, COMMAND_QOS) if robot.gripper else None
         self._position_pub = None
@@ -170,7 +223,8 @@ class PolicyNode(LifecycleNode):
             self.create_service(SetBool, "~/enable", self._on_enable),
         ]
         self._publishers_owned = [p for p in (self._traj_pub, self._predicted_pub, self._future_pub,
-                                              self._gripper_pub, self._position_pub, self._path_pub)
+                                              self._gripper_pub, self._position_pub, self._path_pub,
+                                              self._timing_pub)
                                   if p is not None]
 
     def _destroy_endpoints(self) -> None:
@@ -198,6 +252,7 @@ class PolicyNode(LifecycleNode):
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._close_recording()
         self._destroy_endpoints()
         self.loop = self.worker = self.robot = self._poll = self.kinematics = None
         self.lifecycle_state = "unconfigured"
@@ -220,7 +275,9 @@ class PolicyNode(LifecycleNode):
             return
         result = self.loop.hold(self._now_s(), reason, f"policy {reason}")
         if result.command is not None and self.enabled:
-            self._traj_pub.publish(trajectory_to_msg(result.command))
+            msg = trajectory_to_msg(result.command)
+            self._traj_pub.publish(msg)
+            self._record("command", msg)
             self.get_logger().info(f"{reason}: holding position")
 
     def close(self) -> None:
@@ -232,6 +289,7 @@ class PolicyNode(LifecycleNode):
             self._stop_motion("shutdown")
         finally:
             self._stop_loop()
+            self._close_recording()
 
     # ---- callbacks ------------------------------------------------------------------------
     def _now_s(self) -> float:
@@ -244,6 +302,7 @@ class PolicyNode(LifecycleNode):
     def _on_joint_state(self, msg: JointState) -> None:
         if self.loop is None:
             return
+        self._record("joint_states", msg)
         self._joint_rate.tick()
         problem = self.loop.on_joint_state(self._stamp_s(msg.header), msg.name, msg.position, msg.velocity)
         if problem:
@@ -252,8 +311,10 @@ class PolicyNode(LifecycleNode):
     def _on_image(self, msg: Image) -> None:
         if self.loop is None:
             return
+        self._record("image", msg)
         self._camera_rate.tick()
         stamp = self._stamp_s(msg.header)
+        self._image_received.append((stamp, self._now_s()))
         rgb = image_msg_to_rgb(msg)
         if rgb is not None:
             problem = self.loop.on_rgb_image(stamp, rgb)
@@ -264,6 +325,7 @@ class PolicyNode(LifecycleNode):
 
     def _on_instruction(self, msg: String) -> None:
         if self.loop is not None:
+            self._record("instruction", msg)
             self.loop.set_instruction(msg.data)
             self.get_logger().info(f"instruction: '{msg.data}'")
 
@@ -292,11 +354,17 @@ class PolicyNode(LifecycleNode):
             msg = trajectory_to_msg(result.command)
             if result.chunk is not None:
                 self._predicted_pub.publish(msg)
+                self._record("predicted_trajectory", msg)
             if self.enabled:
                 self._traj_pub.publish(msg)
+                self._record("command", msg)
                 self.commands_published += 1
+            if result.chunk is not None and self._timing_pub.get_subscription_count():
+                self._publish_chunk_timing(result)
         if self.enabled and result.gripper is not None and self._gripper_pub is not None:
-            self._gripper_pub.publish(positions_msg([result.gripper]))
+            gripper = positions_msg([result.gripper])
+            self._gripper_pub.publish(gripper)
+            self._record("gripper_command", gripper)
         refused = self.loop.status.startswith("rejected_") and self._poll.last is not None
         if self._path_pub is not None and (result.command is not None or refused):
             try:
@@ -304,11 +372,31 @@ class PolicyNode(LifecycleNode):
             except Exception as exc:  # noqa: BLE001 - visualisation must never stop the control loop
                 self.get_logger().error(f"~/predicted_path: {exc}", throttle_duration_sec=5.0)
         if result.imagined_future is not None:
-            self._future_pub.publish(rgb_to_image_msg(result.imagined_future, now, self.robot.base_frame))
+            future = rgb_to_image_msg(result.imagined_future, now, self.robot.base_frame)
+            self._future_pub.publish(future)
+            self._record("imagined_future", future)
         if self.enabled and self._position_pub is not None:
             setpoint = self.loop.setpoint(now)
             if setpoint is not None:
-                self._position_pub.publish(positions_msg(setpoint))
+                position = positions_msg(setpoint)
+                self._position_pub.publish(position)
+                self._record("position_command", position)
+
+    def _publish_chunk_timing(self, result: TickResult) -> None:
+        """~/chunk_timing: which camera frame this tick's trajectory was computed from, and when each
+        step happened (node clock, s; 0 = unknown). Published after the trajectory, only while
+        subscribed (benchmarks/latency.py)."""
+        polled = self._poll.last
+        observed = result.chunk.observation_stamp_ns * 1e-9
+        received = next((t for stamp, t in reversed(self._image_received) if abs(stamp - observed) < 1e-6), 0.0)
+        now = self._now_s()
+        to_node_clock = now - time.monotonic()
+        started = polled.started_s + to_node_clock if polled is not None and polled.started_s else 0.0
+        finished = polled.finished_s + to_node_clock if polled is not None and polled.finished_s else 0.0
+        msg = Float64MultiArray()
+        msg.layout.dim = [MultiArrayDimension(label=CHUNK_TIMING_FIELDS, size=6, stride=6)]
+        msg.data = [result.command.stamp_s, observed, received, started, finished, now]
+        self._timing_pub.publish(msg)
 
     def _publish_path(self, now: float, result: TickResult) -> None:
         """~/predicted_path for an accepted chunk, a refused one (red) or a hold (path cleared)."""
@@ -343,7 +431,9 @@ class PolicyNode(LifecycleNode):
                     rejected = kinematics.tcp_positions(q) if len(q) else None
             scene = PathScene(rejected=rejected, previous=self._last_path, status=f"{status}: {loop.status_detail}")
             stamp = now
-        self._path_pub.publish(predicted_path_markers(robot.base_frame, stamp, scene))
+        markers = predicted_path_markers(robot.base_frame, stamp, scene)
+        self._path_pub.publish(markers)
+        self._record("predicted_path", markers)
 
     def _publish_diagnostics(self) -> None:
         now = self._now_s()
@@ -374,11 +464,14 @@ class PolicyNode(LifecycleNode):
             })
             for reason, count in sorted(c.inputs_rejected.items()):
                 values[f"rejected_{reason}"] = count
+        if self._recording is not None:
+            values["record_dropped"] = self._recording.recorder.dropped
         message = state if loop is None or not loop.status_detail else f"{state}: {loop.status_detail}"
         hardware = self.robot.name if self.robot else self.params.robot
         level = status_level(state, self.loop is not None)
-        self._diag_pub.publish(diagnostic_array(now, f"uam_policy: {self.get_fully_qualified_name()}",
-                                                hardware, level, message, values))
+        array = diagnostic_array(now, f"uam_policy: {self.get_fully_qualified_name()}", hardware, level, message, values)
+        self._diag_pub.publish(array)
+        self._record("diagnostics", array)
 
 
 def _autostart(node: "PolicyNode") -> None:

@@ -18,6 +18,8 @@ class WorkerResult:
     chunk: ActionChunk | None
     error: str  # "" on success
     latency_s: float
+    started_s: float = 0.0  # time.monotonic() when infer() was called (for ~/chunk_timing)
+    finished_s: float = 0.0  # time.monotonic() when it returned
 
 
 class InferenceWorker:
@@ -80,9 +82,11 @@ class InferenceWorker:
             start = time.monotonic()
             try:
                 chunk = self.policy.infer(observation)
-                result = WorkerResult(chunk, "", time.monotonic() - start)
+                end = time.monotonic()
+                result = WorkerResult(chunk, "", end - start, start, end)
             except Exception as exc:  # a backend fault must never kill the control loop
-                result = WorkerResult(None, f"{type(exc).__name__}: {exc}", time.monotonic() - start)
+                end = time.monotonic()
+                result = WorkerResult(None, f"{type(exc).__name__}: {exc}", end - start, start, end)
             with self._lock:
                 self._result = result
                 self._busy_since = None

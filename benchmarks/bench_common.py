@@ -1,0 +1,147 @@
+"""Shared helpers of the benchmarks: machine description, a seeded checkpoint, statistics, /proc.
+
+Pure Python + numpy at import time (no rclpy, no torch), so the unit tests can import it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict:
+    """CPU count and model, load average and niceness now, versions: stored with every result."""
+    info = {"cpu_count": os.cpu_count(), "cpu_model": cpu_model(),
+            "loadavg": [round(x, 2) for x in os.getloadavg()], "nice": os.nice(0),
+            "python": platform.python_version(), "platform": platform.platform()}
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
+    except ImportError:
+        pass
+    return info
+
+
+def stats_ms(values_s) -> dict[str, float]:
+    """p50 / p90 / p99 / max / mean of seconds, in ms (empty input: n = 0 only)."""
+    ms = np.asarray(values_s, dtype=np.float64) * 1e3
+    if ms.size == 0:
+        return {"n": 0}
+    return {"n": int(ms.size), "p50_ms": float(np.percentile(ms, 50)), "p90_ms": float(np.percentile(ms, 90)),
+            "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max()), "mean_ms": float(ms.mean())}
+
+
+def period_errors_s(tick_times_s, period_s: float) -> np.ndarray:
+    """|period - nominal| of consecutive tick times (what uam_ros.ros.tick_stats reports)."""
+    t = np.asarray(tick_times_s, dtype=np.float64)
+    return np.abs(np.diff(t) - period_s)
+
+
+def make_checkpoint(robot_name: str, directory: Path) -> Path:
+    """A seeded, untrained checkpoint of the default UAMConfig for the robot (latency does not
+    depend on training); the same one benchmarks/backends.py and jitter.py use."""
+    from uam_ros.control.robot_config import load_robot_config
+    from uam_ros.model.checkpoint import init_checkpoint
+
+    robot = load_robot_config(robot_name)
+    home = list(robot.action_home)
+    return init_checkpoint(directory, state_dim=len(home), action_dim=len(home),
+                           joint_names=robot.action_joint_names, robot_name=robot.name,
+                           instructions=["reach the red cube"], seed=0, state_mean=home,
+                           state_std=[0.5] * len(home), action_mean=home, action_std=[0.02] * len(home))
+
+
+def private_ros_env() -> dict[str, str]:
+    """localhost-only discovery and a random private ROS_DOMAIN_ID (as uam_ros.demo does), set in
+    os.environ (so this process's rclpy uses them too) and returned for subprocesses."""
+    from uam_ros.ros_env import localhost_defaults
+
+    localhost_defaults()
+    os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(101, 199)))
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    return dict(os.environ, PYTHONUNBUFFERED="1")
+
+
+def rss_kb(pid: int) -> int | None:
+    """Resident set size of a process from /proc/<pid>/status (VmRSS, kB); None once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """utime + stime of a process (/proc/<pid>/stat), seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def timestamp() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+class NodeProcess:
+    """One uam_ros node as a child process (`python -m <module> --ros-args -p k:=v ...`), its output in
+    a log file; stop() sends SIGINT (the node holds and exits cleanly) and kills it after a timeout."""
+
+    def __init__(self, module: str, params: dict[str, object], log_path: Path, env: dict[str, str]) -> None:
+        import subprocess
+        import sys
+
+        args = ["--ros-args"]
+        for key, value in params.items():
+            args += ["-p", f"{key}:={str(value).lower() if isinstance(value, bool) else value}"]
+        self.log_path = log_path
+        self._log = open(log_path, "w")
+        self.process = subprocess.Popen([sys.executable, "-m", module, *args], stdout=self._log,
+                                        stderr=subprocess.STDOUT, env=env)
+        self.pid = self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout_s: float = 20.0) -> int:
+        import signal
+        import subprocess
+
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
