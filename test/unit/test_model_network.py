@@ -306,3 +306,36 @@ def test_sincos_positions_are_distinct_and_smooth():
     assert dist[~torch.eye(64, dtype=torch.bool)].min() > 0  # every patch has its own code
     # neighbours are closer than far-apart patches: geometry is there from the first step
     assert dist[0, 1] < dist[0, 7] and dist[0, 8] < dist[0, 56]
+
+
+def test_pointer_loss_trains_pointer_zero_towards_the_target_and_ignores_invalid_rows():
+    from uam_ros.model.uam import pointer_terms
+
+    points = torch.zeros(3, 2, 2, requires_grad=True)
+    target = torch.tensor([[0.5, -0.5], [0.0, 0.0], [9.0, 9.0]])
+    valid = torch.tensor([True, True, False])
+    loss = pointer_terms(points, target, valid)
+    loss.backward()
+    assert loss.item() > 0
+    assert points.grad[0, 0].abs().sum() > 0 and points.grad[2].abs().sum() == 0  # invalid row: no pull
+    assert points.grad[:, 1].abs().sum() == 0  # only pointer 0 is supervised
+    assert pointer_terms(target[:2, None].expand(2, 2, 2), target[:2]).item() == 0.0
+
+
+def test_uam_loss_adds_the_point_term_only_when_weighted():
+    config = tiny_config(pointer_points=2, pointer_loss_weight=0.5)
+    torch.manual_seed(0)
+    model = build_model(config, "uam").train()
+    inputs = make_inputs(config, batch=2, seed=6)
+    batch = {
+        **inputs,
+        "actions": torch.randn(2, config.chunk_size, config.action_dim),
+        "future_image": torch.rand(2, 3, config.image_size, config.image_size),
+        "future_point": torch.tensor([[0.5, 0.5], [-0.5, 0.2]]),
+        "future_point_valid": torch.tensor([True, True]),
+    }
+    losses = model.loss(batch)
+    expected = losses["action_loss"] + losses["dynamics_loss"] * config.dynamics_loss_weight + 0.5 * losses["point_loss"]
+    torch.testing.assert_close(losses["loss"], expected)
+    with pytest.raises(ValueError, match="pointer_points"):
+        tiny_config(pointer_loss_weight=1.0)

@@ -111,3 +111,38 @@ def test_resize_matches_the_runtime_processor():
     expected = processor.image_to_tensor(frames[1])[0]
     got = resize_frames(frames, 16)[1].float() / 255
     assert float((got - expected).abs().max()) <= 0.5 / 255 + 1e-6
+
+
+def test_future_point_is_the_chunks_last_target(data_dir):
+    """The pointer target of a sample is the tool point of the chunk's last (clamped) action row."""
+    store = EpisodeStore.load([data_dir], image_size=16)
+    config = _config()
+    processor = make_processor(build_tokenizer(store.instructions), config, store.compute_stats([0, 1]))
+    n = store.actions.shape[0]
+    points = np.stack([np.arange(n), -np.arange(n)], 1).astype(np.float32) / n
+    valid = np.arange(n) % 2 == 0
+    dataset = ActionChunkDataset(store, [1], processor, config.chunk_size, config.future_offset, (points, valid))
+    start = int(store.starts[1])
+    for t, last in ((0, 3), (4, 5)):  # t=4 of 6: the chunk is clamped at the episode's last row
+        sample = dataset[t]
+        np.testing.assert_allclose(sample["future_point"].numpy(), points[start + last])
+        assert bool(sample["future_point_valid"]) == bool(valid[start + last])
+
+
+def test_tool_image_points_land_where_the_camera_sees_the_tool():
+    """FK + projection of a joint target agrees with the kinematics' own projected TCP pixel."""
+    pytest.importorskip("mujoco")
+    from uam_ros.control.robot_config import load_robot_config
+    from uam_ros.kinematics import RobotKinematics
+    from uam_ros.train.datasets import tool_image_points
+
+    robot = load_robot_config("franka_panda")
+    home = np.asarray(robot.action_home, dtype=np.float64)
+    reach_down = home.copy()
+    reach_down[3] += 0.6  # bend the elbow: the tool moves in the image
+    actions = np.stack([home, reach_down])
+    points, valid = tool_image_points(actions, robot, "scene", 128, 128)
+    pixels = RobotKinematics(robot).project_tcp_path(actions[:, :7], "scene", 128, 128)
+    np.testing.assert_allclose(points, (pixels + 0.5) / 128 * 2 - 1, atol=1e-5)
+    assert valid.tolist() == list(((np.abs(points) <= 1).all(1)))
+    assert np.abs(points[0] - points[1]).max() > 0.02

@@ -52,6 +52,9 @@ class UAMConfig:
     pointer_points: int = 0
     """K spatial soft-argmax pointers in the dorsal expert (0 = none): K extra dorsal tokens, each an
     instruction-conditioned image point (see layers.SpatialPointer)."""
+    pointer_loss_weight: float = 0.0
+    """Weight of the dorsal's future end-effector point loss: pointer 0 is trained to point at where
+    the tool will be in the image at the end of the chunk (needs pointer_points >= 1)."""
     position_init: str = "random"
     """Initial patch positions of both streams: "random" (N(0, 0.02)) or "sincos" (2D sin/cos)."""
 
@@ -115,6 +118,11 @@ class UAMConfig:
             )
         if not isinstance(self.pointer_points, int) or isinstance(self.pointer_points, bool) or self.pointer_points < 0:
             raise ValueError(f"UAMConfig.pointer_points must be an integer >= 0, got {self.pointer_points!r}")
+        pw = self.pointer_loss_weight
+        if not isinstance(pw, (int, float)) or not math.isfinite(pw) or pw < 0:
+            raise ValueError(f"UAMConfig.pointer_loss_weight must be finite and >= 0, got {pw!r}")
+        if pw > 0 and self.pointer_points < 1:
+            raise ValueError("UAMConfig.pointer_loss_weight > 0 needs pointer_points >= 1")
         if self.position_init not in ("random", "sincos"):
             raise ValueError(f"UAMConfig.position_init must be 'random' or 'sincos', got {self.position_init!r}")
         if self.position_init == "sincos" and self.d_model % 4 != 0:

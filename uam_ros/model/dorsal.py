@@ -100,12 +100,13 @@ class DorsalExpert(nn.Module):
         state: Tensor,
         context: Tensor | None = None,
         context_mask: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
         """image (B,3,S,S) in [0,1], state (B, state_dim) normalised, context (B, T, d) ventral
         features with context_mask (B, T) bool.
 
         Returns (tokens (B, G*G + num_patches + 1 + pointer_points, d) for the action head,
-                 predicted future latents (B, G*G, latent_dim)).
+                 predicted future latents (B, G*G, latent_dim),
+                 pointer image points (B, pointer_points, 2) as (x, y) in [-1, 1], or None).
         """
         b = image.shape[0]
         patches = self.patch_tokens(image) + self.patch_pos
@@ -118,11 +119,12 @@ class DorsalExpert(nn.Module):
             x = block(x, context=context, context_mask=mask)
         x = self.ln_out(x)
         latents = F.layer_norm(self.latent_head(x[:, : self.config.num_future_latents]), (self.config.latent_dim,))
+        points = None
         if self.pointer is not None:
             k, g = self.config.pointer_points, self.config.num_future_latents
-            point_tokens, _ = self.pointer(x[:, -k:], x[:, g : g + self.config.num_patches])
+            point_tokens, points = self.pointer(x[:, -k:], x[:, g : g + self.config.num_patches])
             x = torch.cat([x[:, :-k], point_tokens], dim=1)
-        return x, latents
+        return x, latents, points
 
     def patch_tokens(self, image: Tensor) -> Tensor:
         """(B, 3, S, S) in [0, 1] -> (B, num_patches, d), before positions are added."""
@@ -167,5 +169,5 @@ class DorsalExpert(nn.Module):
         """
         if state is None:
             state = frames_t.new_zeros(frames_t.shape[0], self.config.state_dim)
-        _, latents = self(frames_t, state)
+        _, latents, _ = self(frames_t, state)
         return self.dynamics_terms(latents, frames_t_plus_k)

@@ -17,6 +17,7 @@ through every weight of all three parts (no frozen weights, no stop-gradient, no
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from uam_ros.model.action_head import FlowMatchingHead
@@ -38,6 +39,22 @@ def _flow_noise_and_time(batch: dict[str, Tensor], actions: Tensor) -> tuple[Ten
     return noise, t
 
 
+def pointer_terms(points: Tensor, target: Tensor, valid: Tensor | None = None) -> Tensor:
+    """Dorsal pointer 0 vs where the tool will be in the image at the end of the chunk.
+
+    Why this objective: it is visual dynamics (where the robot will appear k steps ahead, like the
+    future-frame latents) computed from the action data itself -- forward kinematics of the chunk's
+    last joint target, projected through the camera -- so it adds no labels and no VL data. It
+    gives the localisation the action loss alone did not teach (docs/training_notes.md).
+    points (B, K, 2), target (B, 2) in [-1, 1] (x, y); valid (B,) bool drops targets outside the image.
+    """
+    error = F.smooth_l1_loss(points[:, 0], target, beta=0.05, reduction="none").sum(-1)
+    if valid is None:
+        return error.mean()
+    keep = valid.to(error.dtype)
+    return (error * keep).sum() / keep.sum().clamp_min(1.0)
+
+
 class UAM(nn.Module):
     """The dual-stream model: actions come from the dorsal side."""
 
@@ -50,12 +67,12 @@ class UAM(nn.Module):
         self.dorsal = DorsalExpert(config)
         self.action_head = FlowMatchingHead(config)
 
-    def _streams(self, image: Tensor, tokens: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+    def _streams(self, image: Tensor, tokens: Tensor, state: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
         features = self.ventral.features(image, tokens)
         return self.dorsal(image, state, features, self.ventral.feature_mask(tokens))
 
     def forward(self, image: Tensor, tokens: Tensor, state: Tensor, noise: Tensor) -> tuple[Tensor, Tensor]:
-        dorsal_tokens, latents = self._streams(image, tokens, state)
+        dorsal_tokens, latents, _ = self._streams(image, tokens, state)
         cond, cond_mask = self.action_head.condition(dorsal_tokens, state)
         actions = self.action_head.sample(cond, noise, cond_mask)
         return actions, self.dorsal.render(latents)
@@ -64,18 +81,24 @@ class UAM(nn.Module):
         """End-to-end training loss.
 
         batch: image, tokens, state (normalised), actions (B,H,A normalised), future_image (B,3,S,S),
-        optional action_is_pad (B,H), noise (B,H,A), time (B,).
-        Returns {"loss", "action_loss", "dynamics_loss", "latent_loss", "render_loss", "autoencode_loss"}.
+        optional action_is_pad (B,H), noise (B,H,A), time (B,), and with pointer_loss_weight > 0
+        future_point (B,2) + future_point_valid (B,) (see pointer_terms).
+        Returns {"loss", "action_loss", "dynamics_loss", "latent_loss", "render_loss", "autoencode_loss"}
+        (+ "point_loss").
         """
         weight = self.config.dynamics_loss_weight if dynamics_weight is None else dynamics_weight
-        dorsal_tokens, latents = self._streams(batch["image"], batch["tokens"], batch["state"])
+        dorsal_tokens, latents, points = self._streams(batch["image"], batch["tokens"], batch["state"])
         cond, cond_mask = self.action_head.condition(dorsal_tokens, batch["state"])
         noise, t = _flow_noise_and_time(batch, batch["actions"])
         action_loss = self.action_head.flow_loss(
             cond, batch["actions"], noise, t, cond_mask, batch.get("action_is_pad")
         )
         terms = self.dorsal.dynamics_terms(latents, batch["future_image"])
-        return {"loss": action_loss + weight * terms["dynamics_loss"], "action_loss": action_loss, **terms}
+        total = action_loss + weight * terms["dynamics_loss"]
+        if self.config.pointer_loss_weight > 0 and points is not None and "future_point" in batch:
+            terms["point_loss"] = pointer_terms(points, batch["future_point"], batch.get("future_point_valid"))
+            total = total + self.config.pointer_loss_weight * terms["point_loss"]
+        return {"loss": total, "action_loss": action_loss, **terms}
 
 
 class SingleStreamVLA(nn.Module):

@@ -206,6 +206,25 @@ def make_processor(
     )
 
 
+def tool_image_points(actions: np.ndarray, robot: Any, camera: str, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where each joint target puts the tool in the camera image: (N, 2) (x, y) in [-1, 1] and a
+    (N,) bool mask of targets that land inside the image.
+
+    The training target of the dorsal pointer (UAM.loss, pointer_terms). Forward kinematics of the
+    targets on the robot's MuJoCo model, projected with the fixed camera's intrinsics/extrinsics --
+    nothing but the action data and the calibration the node already has.
+    """
+    from uam_ros.kinematics import RobotKinematics
+
+    kinematics = RobotKinematics(robot)
+    if camera != kinematics.info.scene_camera:
+        raise DatasetError(f"pointer targets need the fixed scene camera; this data was recorded with {camera!r}")
+    pixels = kinematics.project_tcp_path(np.asarray(actions)[:, : kinematics.arm_dof], camera, width, height)
+    points = np.stack([(pixels[:, 0] + 0.5) / width, (pixels[:, 1] + 0.5) / height], axis=1) * 2.0 - 1.0
+    valid = np.isfinite(points).all(axis=1) & (np.abs(points) <= 1.0).all(axis=1)
+    return np.nan_to_num(points, nan=0.0).astype(np.float32), valid
+
+
 def _frame_index(store: EpisodeStore, episode_ids: Sequence[int]) -> np.ndarray:
     """(n, 3) rows of (episode, t, global frame index) for every frame of the given episodes."""
     rows = []
@@ -225,7 +244,9 @@ class ActionChunkDataset(Dataset):
         processor: UAMProcessor,
         chunk_size: int,
         future_offset: int,
+        tool_points: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
+        """tool_points: tool_image_points() of store.actions; adds future_point(_valid) to samples."""
         if store.frames.shape[-1] != processor.image_size:
             raise ValueError(f"store frames are {store.frames.shape[-1]} px, processor wants {processor.image_size}")
         self.store = store
@@ -235,6 +256,9 @@ class ActionChunkDataset(Dataset):
         self.states = torch.from_numpy(processor.normalize_state(store.states))
         self.actions = torch.from_numpy(processor.normalize_actions(store.actions))
         self.tokens = torch.cat([processor.tokenize(text) for text in store.instructions])
+        self.tool_points = None
+        if tool_points is not None:
+            self.tool_points = (torch.from_numpy(tool_points[0]), torch.from_numpy(tool_points[1]))
 
     def __len__(self) -> int:
         return int(self.index.shape[0])
@@ -246,7 +270,7 @@ class ActionChunkDataset(Dataset):
         is_pad = steps >= length
         rows = start + np.minimum(steps, length - 1)
         future = start + min(t + self.future_offset, length - 1)
-        return {
+        sample = {
             "image": to_float_image(self.store.frames[g]),
             "tokens": self.tokens[episode],
             "state": self.states[g],
@@ -254,6 +278,11 @@ class ActionChunkDataset(Dataset):
             "action_is_pad": torch.from_numpy(is_pad),
             "future_image": to_float_image(self.store.frames[future]),
         }
+        if self.tool_points is not None:
+            last = int(rows[-1])  # the chunk's last target (the episode's last one past its end)
+            sample["future_point"] = self.tool_points[0][last]
+            sample["future_point_valid"] = self.tool_points[1][last]
+        return sample
 
 
 class FramePairDataset(Dataset):

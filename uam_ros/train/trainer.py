@@ -75,6 +75,7 @@ from uam_ros.train.datasets import (
     VLPairDataset,
     build_tokenizer,
     make_processor,
+    tool_image_points,
 )
 from uam_ros.train.progress import Progress
 from uam_ros.train.provenance import code_revision
@@ -246,9 +247,15 @@ def build_stage(cfg: TrainConfig, robot: Any, log=print) -> StageSetup:
             train_ds = FramePairDataset(store, train_ids, config.future_offset)
             val_ds = FramePairDataset(val_store, val_ids, config.future_offset) if val_ids else None
         else:
-            train_ds = ActionChunkDataset(store, train_ids, processor, config.chunk_size, config.future_offset)
-            val_ds = ActionChunkDataset(val_store, val_ids, processor, config.chunk_size, config.future_offset) \
-                if val_ids else None
+            points = val_points = None
+            if config.pointer_loss_weight > 0 and cfg.kind == "uam":
+                size = (store.meta.image_width, store.meta.image_height)
+                points = tool_image_points(store.actions, robot, store.meta.camera, *size)
+                val_points = points if val_store is store else \
+                    tool_image_points(val_store.actions, robot, val_store.meta.camera, *size)
+            train_ds = ActionChunkDataset(store, train_ids, processor, config.chunk_size, config.future_offset, points)
+            val_ds = ActionChunkDataset(val_store, val_ids, processor, config.chunk_size, config.future_offset,
+                                        val_points) if val_ids else None
         if store.meta.action_rate_hz != robot.chunk.action_rate_hz:
             raise DatasetError(f"{cfg.data.train[0]}: recorded at {store.meta.action_rate_hz} Hz, robot "
                                f"{robot.name} runs chunks at {robot.chunk.action_rate_hz} Hz")
