@@ -36,11 +36,8 @@ trainer option, which is not this script's to add.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import math
 import os
-import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -52,10 +49,19 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from uam_ros.train import study_metrics  # noqa: E402
+from uam_ros.train.pipeline import (  # noqa: E402
+    clean_json,
+    closed_loop,
+    collect,
+    log,
+    timing,
+    train_stage,
+    vqa,
+    write_json,
+)
 
 KINDS = ("uam", "single_stream")
 EVAL_SPLITS = ("train", "heldout_combo", "heldout_shape", "heldout_paraphrase", "heldout_position")
-STAGE_DONE = "study_stage.json"
 
 
 @dataclass
@@ -101,161 +107,6 @@ PRESETS = {
         eval_splits=EVAL_SPLITS, eval_episodes=2, max_vqa_pairs=192,
     ),
 }
-
-
-# ------------------------------------------------------------------------------------------ helpers
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def clean_json(value: Any) -> Any:
-    """NaN/inf -> None (strict JSON), tuples -> lists, Paths -> str, recursively."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): clean_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean_json(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(clean_json(data), indent=1, allow_nan=False) + "\n")
-    tmp.rename(path)
-
-
-class Timer:
-    """Wall and CPU seconds of this process over a with-block (the stages run in this process)."""
-
-    def __enter__(self) -> Timer:
-        self.wall0, self.cpu0 = time.monotonic(), time.process_time()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.wall_s = time.monotonic() - self.wall0
-        self.cpu_s = time.process_time() - self.cpu0
-
-
-@contextlib.contextmanager
-def logged(path: Path):
-    """Send the stage's stdout/stderr (trainer lines, progress) to path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle, contextlib.redirect_stdout(handle), contextlib.redirect_stderr(handle):
-        print(f"==== {time.strftime('%Y-%m-%dT%H:%M:%S')}", flush=True)
-        yield
-
-
-def record_timing(run_dir: Path, stage: str, timer: Timer, **extra: Any) -> None:
-    path = run_dir / "timing.json"
-    data = json.loads(path.read_text()) if path.is_file() else {}
-    data[stage] = {"wall_s": timer.wall_s, "cpu_s": timer.cpu_s, **extra}
-    write_json(path, data)
-
-
-def timing(run_dir: Path, stage: str) -> dict[str, Any]:
-    path = run_dir / "timing.json"
-    return (json.loads(path.read_text()) if path.is_file() else {}).get(stage, {})
-
-
-# ------------------------------------------------------------------------------------------ stages
-
-
-def collect(out: Path, preset: Preset, *, tasks: list[str], episodes: int, vl_pairs: int, seed: int,
-            timings: dict[str, Any], name: str) -> None:
-    """`uam collect` (resumable itself); skipped when a previous invocation finished."""
-    from uam_ros.train import collect as collect_mod
-
-    marker = out / STAGE_DONE
-    if marker.is_file():
-        timings[name] = json.loads(marker.read_text())
-        return
-    argv = ["--robot", preset.robot, "--tasks", *tasks, "--episodes", str(episodes), "--split", "train",
-            "--out", str(out), "--workers", str(preset.collect_workers), "--seed", str(seed),
-            "--vl-pairs", str(vl_pairs)]
-    parser = argparse.ArgumentParser()
-    collect_mod.add_arguments(parser)
-    log(f"collect {name}: uam collect {shlex.join(argv)}")
-    with Timer() as timer, logged(out.parent / f"{name}.log"):
-        code = collect_mod.run(parser.parse_args(argv))
-    if code != 0:
-        raise SystemExit(f"collect {name} failed (exit {code}); see {out.parent / f'{name}.log'}")
-    info = {"wall_s": timer.wall_s, "cpu_s": timer.cpu_s, "command": "uam collect " + shlex.join(argv)}
-    write_json(marker, info)
-    timings[name] = info
-    log(f"collect {name}: {timer.wall_s:.0f} s")
-
-
-def train_stage(stage: str, out_dir: Path, run_dir: Path, preset: Preset, *, data: Path, seed: int,
-                init_from: Path | None = None, kind: str = "uam", steps: int = 0) -> Path:
-    """`uam train --stage STAGE` with the study's overrides; skipped when out_dir/checkpoint exists."""
-    from uam_ros.train import trainer
-
-    checkpoint = out_dir / trainer.FINAL
-    if (checkpoint / "config.json").is_file():
-        return checkpoint
-    argv = ["--stage", stage, "--config", str(ROOT / "config" / "train" / f"{stage}.yaml"), "--kind", kind,
-            "--out-dir", str(out_dir), "--seed", str(seed), "--set", f"data.train=[{data}]",
-            "--set", f"threads={preset.threads}", "--device", preset.device]
-    if preset.batch_size:
-        argv += ["--batch-size", str(preset.batch_size)]
-    if preset.warmup_steps is not None:
-        argv += ["--set", f"warmup_steps={preset.warmup_steps}"]
-    if init_from is not None:
-        argv += ["--init-from", str(init_from)]
-    if steps:
-        argv += ["--max-steps", str(steps)]
-    if stage == "ventral":
-        argv += [f"--set=model.{k}={v}" for k, v in preset.model.items()]
-    parser = argparse.ArgumentParser()
-    trainer.add_arguments(parser)
-    cfg = trainer.config_from_args(parser.parse_args(argv))
-    resumed = trainer.find_training_state(out_dir) is not None
-    log(f"train {stage} {kind} seed {seed}{' (resuming)' if resumed else ''}: uam train {shlex.join(argv)}")
-    with Timer() as timer, logged(out_dir.parent / f"{stage}.log"):
-        result = trainer.train(cfg)
-    if result.checkpoint is None:
-        raise SystemExit(f"train {stage} stopped at step {result.step}/{result.total_steps}")
-    record_timing(run_dir, stage, timer, steps=result.total_steps, resumed=resumed,
-                  samples_per_s=result.samples_per_s, command="uam train " + shlex.join(argv))
-    log(f"train {stage} {kind} seed {seed}: {result.total_steps} steps in {timer.wall_s:.0f} s "
-        f"({result.samples_per_s:.1f} samples/s)")
-    return checkpoint
-
-
-def vqa(checkpoint: Path, out: Path, vl_eval: Path, preset: Preset) -> dict[str, Any]:
-    from uam_ros.train.evaluate import vqa_accuracy
-
-    if out.is_file():
-        return json.loads(out.read_text())
-    with Timer() as timer:
-        result = vqa_accuracy(checkpoint, vl_eval, max_pairs=preset.max_vqa_pairs)
-    result["wall_s"] = timer.wall_s
-    result["command"] = f"uam eval --checkpoint {checkpoint} --vl {vl_eval} --max-pairs {preset.max_vqa_pairs}"
-    write_json(out, result)
-    log(f"vqa {checkpoint.parent.name}: accuracy {result['accuracy']:.3f} on {result['pairs']} pairs "
-        f"({timer.wall_s:.0f} s)")
-    return result
-
-
-def closed_loop(checkpoint: Path, out: Path, split: str, preset: Preset) -> dict[str, Any]:
-    from uam_ros.train.evaluate import closed_loop_success
-
-    if out.is_file():
-        return json.loads(out.read_text())
-    result = closed_loop_success(checkpoint, preset.robot, list(preset.tasks), split, preset.eval_episodes,
-                                 threads=preset.threads, progress=False)
-    result["command"] = (f"uam eval --checkpoint {checkpoint} --tasks {' '.join(preset.tasks)} --split {split} "
-                         f"--episodes {preset.eval_episodes}")
-    write_json(out, result)
-    log(f"closed loop {split}: {result['success_rate']:.2f} over {preset.eval_episodes} x {len(preset.tasks)} "
-        f"episodes ({result['wall_s']:.0f} s)")
-    return result
 
 
 def action_curve(run_dir: Path) -> dict[str, list]:

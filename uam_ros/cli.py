@@ -88,11 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_init_model)
 
     from uam_ros import demo
-    from uam_ros.train import collect, evaluate, trainer
+    from uam_ros.train import collect, evaluate, recipe, trainer
 
     for name, module, text in (("collect", collect, "record scripted-expert episodes and VL pairs from the sim"),
                                ("train", trainer, "train a stage: ventral | dorsal | action"),
-                               ("eval", evaluate, "closed-loop success and VQA accuracy of a checkpoint")):
+                               ("eval", evaluate, "closed-loop success and VQA accuracy of a checkpoint"),
+                               ("recipe", recipe, "reproduce the default model: collect, train, evaluate, install")):
         p = sub.add_parser(name, help=text)
         module.add_arguments(p)
         p.set_defaults(func=module.run)

@@ -1,0 +1,51 @@
+"""`uam recipe --preset quick`: the default-model pipeline end to end on tiny data (the CI smoke run)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+pytest.importorskip("mujoco")
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    from uam_ros.train.recipe import PRESETS, run_recipe
+
+    root = tmp_path_factory.mktemp("recipe")
+    report = run_recipe(PRESETS["quick"], root / "work", root / "installed")
+    return root, report
+
+
+def test_quick_recipe_trains_evaluates_and_installs_a_loadable_model(quick_run):
+    from uam_ros.model.checkpoint import load_checkpoint
+
+    root, report = quick_run
+    preset = report["preset"]
+    assert set(report["success"]) == set(preset["eval_splits"])
+    for result in report["success"].values():
+        assert set(result["per_task"]) == set(preset["tasks"])
+        assert 0.0 <= result["mean"] <= 1.0
+    loaded = load_checkpoint(root / "installed")
+    assert loaded.config.pointer_points == 8 and loaded.config.pointer_loss_weight > 0
+    assert loaded.meta["init_from"] is not None  # phase B started from phase A's weights
+    card = (root / "installed" / "MODEL_CARD.md").read_text()
+    for phase in preset["phases"]:
+        assert f"| {phase['name']} |" in card
+    assert "uam recipe --preset quick" in card
+
+
+def test_quick_recipe_resumes_without_redoing_finished_phases(quick_run):
+    from uam_ros.train.recipe import PRESETS, run_recipe
+
+    root, first = quick_run
+    weights = root / "work" / "reach_press" / "action" / "checkpoint" / "model.safetensors"
+    before = weights.stat().st_mtime_ns
+    again = run_recipe(PRESETS["quick"], root / "work", None)
+    assert weights.stat().st_mtime_ns == before  # not retrained
+    assert again["success"] == first["success"]  # evaluation JSONs reused
+    assert json.loads((root / "work" / "recipe_report.json").read_text())["checkpoint"] == first["checkpoint"]
