@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from uam_ros.ros.bringup import SPLITS
+
 
 @dataclass
 class EpisodeResult:
@@ -329,7 +331,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--robot", default="franka_panda")
     parser.add_argument("--tasks", nargs="+", default=["reach", "pick", "press"])
     parser.add_argument("--episodes", type=int, default=1, help="episodes per task")
-    parser.add_argument("--split", default="train", choices=("train", "heldout"))
+    parser.add_argument("--split", default="train", choices=SPLITS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", default="", help="checkpoint directory; default: models/default/<robot> if "
                         "present, else the scripted expert through the same ROS path")

@@ -223,6 +223,9 @@ def test_subsplits_are_listed_after_the_original_two():
 
     assert SPLITS[:2] == ("train", "heldout")  # their indices seed the episodes: never reorder
     assert evaluate.SPLITS == SPLITS  # `uam eval --split` offers every split
+    from uam_ros.ros import bringup
+
+    assert bringup.SPLITS == SPLITS  # and so do launch / `uam run` / `uam demo` / uam_sim
     assert set(HELDOUT_SUBSPLITS) == set(EXPECTED_FACTORS)
     assert set(SPLIT_FACTORS) == set(SPLITS)
     for split, factors in EXPECTED_FACTORS.items():

@@ -23,7 +23,9 @@ from uam_ros.control.robot_config import RobotConfig, load_robot_config, resolve
 
 PACKAGE = "uam_ros"
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
-SPLITS = ("train", "heldout")
+# uam_ros.sim.tasks.SPLITS spelled out so that the launch description does not import MuJoCo
+# (test_sim_tasks checks that they agree).
+SPLITS = ("train", "heldout", "heldout_combo", "heldout_shape", "heldout_paraphrase", "heldout_position")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from std_msgs.msg import Bool, Float64MultiArray, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from uam_ros.ros.bringup import SPLITS as BRINGUP_SPLITS
 from uam_ros.ros.conversions import duration_to_s, rgb_to_image_msg, s_to_stamp, stamp_to_s
 from uam_ros.ros.params import declare
 from uam_ros.ros.qos import COMMAND_QOS, INSTRUCTION_QOS, SENSOR_QOS
@@ -31,7 +32,7 @@ from uam_ros.schema import spec
 class SimNodeParams:
     robot: str = spec("franka_panda", description="Robot: a name in config/robots or a path to a robot YAML")
     task: str = spec("reach", description="Task of the episode (uam_ros.sim.tasks)")
-    split: str = spec("train", description="Episode split", choices=("train", "heldout"))
+    split: str = spec("train", description="Episode split (uam_ros.sim.tasks.SPLITS)", choices=BRINGUP_SPLITS)
     seed: int = spec(0, description="Episode seed", ge=0)
     joint_state_rate_hz: float = spec(100.0, description="joint_states publish rate (physics runs at 500 Hz)", gt=0.0, le=500.0)
     camera_rate_hz: float = spec(15.0, description="Camera publish rate", gt=0.0, le=120.0)

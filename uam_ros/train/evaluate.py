@@ -205,6 +205,52 @@ def closed_loop_success(
     }
 
 
+def ros_closed_loop_success(
+    checkpoint: str | Path,
+    robot: str | None = None,
+    tasks: Sequence[str] = ("reach",),
+    split: str = "heldout",
+    episodes: int = 10,
+    *,
+    seed: int = EVAL_SEED,
+    backend: str = "auto",
+    out_dir: Path | None = None,
+) -> dict[str, Any]:
+    """closed_loop_success through the real nodes: uam_sim + uam_policy as processes over DDS.
+
+    The in-process path above is the fast one for training loops; this one is what a robot sees
+    (message conversion, observation sync, chunk scheduling, safety filter, the JTC topic, DDS
+    latency), so a gap between the two is a bug or a latency problem, not a model problem. Runs in
+    a private random ROS_DOMAIN_ID on localhost (uam_ros.demo), without overlay videos.
+    """
+    import random
+
+    from uam_ros.demo import run_demo
+    from uam_ros.ros_env import localhost_defaults
+
+    localhost_defaults()
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(101, 199)))
+    robot_name = robot or load_checkpoint(checkpoint).meta.get("robot_name") or "franka_panda"
+    out = out_dir or Path("runs") / time.strftime("eval-ros-%Y%m%d-%H%M%S")
+    start = time.monotonic()
+    episodes_run = run_demo(robot_name, list(tasks), episodes, split, seed, str(checkpoint), out,
+                            overlay=False, backend=backend)
+    results: dict[str, Any] = {}
+    for task in tasks:
+        mine = [e for e in episodes_run if e.task == task]
+        wins = sum(e.success for e in mine)
+        results[task] = {"success_rate": wins / max(1, len(mine)), "successes": wins, "episodes": len(mine),
+                         "episodes_detail": [{"seed": e.seed, "success": e.success, "instruction": e.instruction,
+                                              "time_to_success_s": e.time_to_success_s} for e in mine]}
+    total = sum(r["episodes"] for r in results.values())
+    return {
+        "checkpoint": str(checkpoint), "path": "ros", "backend": backend, "robot": robot_name, "split": split,
+        "seed": seed, "success_rate": sum(r["successes"] for r in results.values()) / max(1, total),
+        "tasks": results, "wall_s": time.monotonic() - start, "outputs": str(out),
+    }
+
+
 # ------------------------------------------------------------------------------------- CLI
 
 
@@ -220,13 +266,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vl", nargs="*", default=[], help="dataset dirs with VL pairs for VQA accuracy")
     parser.add_argument("--max-pairs", type=int, help="at most this many VL pairs")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--ros", action="store_true",
+                        help="run the episodes through the ROS nodes (uam_sim + uam_policy over DDS on localhost) "
+                        "instead of in-process")
+    parser.add_argument("--backend", choices=("auto", "tensorrt", "onnxruntime", "torch"), default="auto",
+                        help="with --ros: the policy node's inference backend")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--quiet", action="store_true")
 
 
 def run(args: argparse.Namespace) -> int:
     report: dict[str, Any] = {}
-    if args.tasks:
+    if args.tasks and args.ros:
+        report["closed_loop"] = ros_closed_loop_success(
+            args.checkpoint, args.robot, args.tasks, args.split, args.episodes, seed=args.seed, backend=args.backend)
+    elif args.tasks:
         report["closed_loop"] = closed_loop_success(
             args.checkpoint, args.robot, args.tasks, args.split, args.episodes, seed=args.seed,
             n_action_steps=args.n_action_steps, device=args.device, progress=not args.quiet)
