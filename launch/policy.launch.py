@@ -1,4 +1,5 @@
 """ros2 launch uam_ros policy.launch.py robot:=ur5e model:=/path/to/checkpoint enable:=false [sim:=true] [rviz:=true]
+    [record:=runs/pick.mcap]
 
 Starts what uam_ros.ros.bringup.describe() lists for the arguments — the same description
 `uam run` starts without ROS launch — and drives the uam_policy lifecycle node to active through

@@ -53,8 +53,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         bringup = BringupArgs(
             robot=args.robot, model=args.model, backend=args.backend, enable=args.enable,
-            instruction=args.instruction, sim=args.sim, task=args.task, split=args.split, seed=args.seed,
-            rviz=args.rviz, foxglove=args.foxglove, foxglove_port=args.foxglove_port,
+            instruction=args.instruction, record=args.record, sim=args.sim, task=args.task, split=args.split,
+            seed=args.seed, rviz=args.rviz, foxglove=args.foxglove, foxglove_port=args.foxglove_port,
             use_sim_time=args.use_sim_time, namespace=args.namespace,
         )
         specs = describe(bringup)
@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto", choices=BACKENDS, help=help_of["backend"])
     p.add_argument("--enable", action="store_true", help="command the robot (default: dry-run)")
     p.add_argument("--instruction", default="", help=help_of["instruction"])
+    p.add_argument("--record", default="", metavar="FILE", help=help_of["record"])
     p.add_argument("--sim", action="store_true", help=help_of["sim"])
     p.add_argument("--task", default="reach", help=help_of["task"])
     p.add_argument("--split", default="train", choices=SPLITS, help=help_of["split"])

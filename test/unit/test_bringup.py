@@ -135,6 +135,23 @@ def test_process_commands_match_the_description():
         assert True  # pip-only: rviz2 is skipped, not faked
 
 
+def test_record_reaches_the_policy_node(tmp_path, monkeypatch):
+    """record:=FILE (launch) / --record FILE (uam run) becomes the policy node's record parameter,
+    absolute so the file lands where the bringup was started; empty (the default) stays off."""
+    from uam_ros.cli import build_parser
+
+    assert describe(BringupArgs())[0].parameters["record"] == ""
+    monkeypatch.chdir(tmp_path)
+    nodes = by_name(describe(BringupArgs.from_strings({"record": "runs/pick.mcap", "sim": "true"})))
+    assert nodes["uam_policy"].parameters["record"] == str(tmp_path / "runs" / "pick.mcap")
+    assert "record" not in nodes["uam_sim"].parameters
+    command = process_command(nodes["uam_policy"])
+    assert command[command.index("record:=" + parameter_text(str(tmp_path / "runs" / "pick.mcap"))) - 1] == "-p"
+    args = build_parser().parse_args(["run", "--record", "/tmp/x.mcap"])
+    assert args.record == "/tmp/x.mcap"
+    assert build_parser().parse_args(["run"]).record == ""
+
+
 def test_uam_run_has_a_flag_per_launch_argument():
     from uam_ros.cli import build_parser
 

@@ -44,6 +44,8 @@ ARGUMENTS: tuple[Argument, ...] = (
     Argument("backend", "auto", "Inference backend", BACKENDS),
     Argument("enable", "false", "Command the robot (false = dry-run: predict and visualise only)", ("true", "false")),
     Argument("instruction", "", "Initial language instruction (with sim:=true the sim's episode sets it)"),
+    Argument("record", "", "Record the policy node's inputs, commands, predictions and inferences to this MCAP "
+             "file (empty: off; see docs/recording.md)"),
     Argument("sim", "false", "Start uam_sim, the simulated arm, camera and driver", ("true", "false")),
     Argument("task", "reach", "Task of the simulated episode (sim:=true)"),
     Argument("split", "train", "Episode split of the simulated episode (sim:=true)", SPLITS),
@@ -76,6 +78,7 @@ class BringupArgs:
     backend: str = "auto"
     enable: bool = False
     instruction: str = ""
+    record: str = ""
     sim: bool = False
     task: str = "reach"
     split: str = "train"
@@ -224,6 +227,12 @@ def default_model(args: BringupArgs, robot: RobotConfig) -> str:
     return f"expert://{args.task}?split={args.split}&seed={args.seed}"
 
 
+def record_path(record: str) -> str:
+    """The policy node's record parameter: absolute (~ expanded), so the file lands where the
+    bringup was started whatever the node's working directory; empty stays empty (off)."""
+    return str(Path(os.path.expanduser(record)).absolute()) if record.strip() else ""
+
+
 def visual_topics(robot: RobotConfig, namespace: str = "") -> list[tuple[str, str]]:
     """(topic, type) of everything worth looking at: what RViz shows and Foxglove serves."""
     ns = normalize_namespace(namespace)
@@ -265,7 +274,7 @@ def describe(args: BringupArgs) -> list[NodeSpec]:
         ))
     policy_parameters: dict[str, object] = {
         "robot": robot_param, "model": default_model(args, robot), "backend": args.backend, "enable": args.enable,
-        "instruction": args.instruction, **common,
+        "instruction": args.instruction, "record": record_path(args.record), **common,
     }
     # With the sim, its episode gives the instruction (latched on uam_sim/instruction).
     remappings = (("~/instruction", "uam_sim/instruction"),) if args.sim and not args.instruction else ()

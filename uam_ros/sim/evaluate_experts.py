@@ -1,8 +1,10 @@
 """Measure the scripted experts' success rates: ``python -m uam_ros.sim.evaluate_experts``.
 
 Prints one Markdown row per (robot, task, split): successes / episodes, the failing seeds, the mean
-number of 10 Hz steps and the wall time. Not a test: a full run (2 robots x 6 tasks x 2 splits x
---seeds episodes) takes a few minutes.
+number of 10 Hz steps and the wall time. By default it runs every split in uam_ros.sim.tasks.SPLITS:
+train, heldout and the four evaluation sub-splits heldout_combo, heldout_shape, heldout_paraphrase
+and heldout_position -- 2 robots x 6 tasks x 6 splits x --seeds (default 10) = 720 episodes. Not a
+test: a full run takes a while; ``--splits train,heldout`` runs the two main splits only.
 """
 
 from __future__ import annotations
