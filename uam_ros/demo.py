@@ -327,9 +327,28 @@ def run_demo(robot: str, tasks: list[str], episodes: int, split: str, seed: int,
     return results
 
 
+EXPERT_DEMO_TASKS = ("reach", "pick", "press")
+
+
+def _trained_tasks(model: str) -> list[str]:
+    """The tasks a checkpoint directory was trained on (its config.json meta), [] if unknown.
+    Read without loading the weights: this only picks the demo's default tasks."""
+    from uam_ros.model.checkpoint import CONFIG_FILE
+
+    path = Path(model) / CONFIG_FILE if model and "://" not in model else None
+    if path is None or not path.is_file():
+        return []
+    try:
+        return [str(t) for t in json.loads(path.read_text()).get("meta", {}).get("tasks", [])]
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("--robot", default="franka_panda")
-    parser.add_argument("--tasks", nargs="+", default=["reach", "pick", "press"])
+    parser.add_argument("--tasks", nargs="+", default=None,
+                        help="tasks to run (default: the tasks the model was trained on; the scripted expert: "
+                        "reach pick press)")
     parser.add_argument("--episodes", type=int, default=1, help="episodes per task")
     parser.add_argument("--split", default="train", choices=SPLITS)
     parser.add_argument("--seed", type=int, default=0)
@@ -354,6 +373,7 @@ def run(args) -> int:
     if not model and (default / "model.safetensors").is_file():
         model = str(default)
     out = args.out or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")
-    results = run_demo(args.robot, args.tasks, args.episodes, args.split, args.seed, model, out,
+    tasks = args.tasks or _trained_tasks(model) or list(EXPERT_DEMO_TASKS)
+    results = run_demo(args.robot, tasks, args.episodes, args.split, args.seed, model, out,
                        overlay=not getattr(args, "no_overlay", False), backend=args.backend)
     return 0 if results and all(r.success for r in results) else 1

@@ -177,10 +177,16 @@ def closed_loop_success(
                             break
                         if steps >= limit:
                             break
-                gap = world.ee_position() - world.object_position(spec.target)
+                tcp = world.ee_position()
+                # Which object the tool ended nearest to: a failure next to a distractor is a
+                # grounding error (wrong object), one next to the target a precision error.
+                distances = {o.name: float(np.linalg.norm((tcp - world.object_position(o.name))[:2]))
+                             for o in spec.objects}
                 outcomes.append({"seed": seed + i, "success": success, "steps": steps,
                                  "instruction": spec.instruction,
-                                 "final_tcp_to_target_xy_m": float(np.linalg.norm(gap[:2]))})
+                                 "final_tcp_to_target_xy_m": distances[spec.target],
+                                 "final_tcp_nearest_object": min(distances, key=distances.get),
+                                 "final_tcp_nearest_is_target": min(distances, key=distances.get) == spec.target})
                 bar.update(1, task=task, ok=sum(o["success"] for o in outcomes))
             wins = sum(o["success"] for o in outcomes)
             results[task] = {"success_rate": wins / max(1, len(outcomes)), "successes": wins,

@@ -261,6 +261,9 @@ def build_stage(cfg: TrainConfig, robot: Any, log=print) -> StageSetup:
                                f"{robot.name} runs chunks at {robot.chunk.action_rate_hz} Hz")
     data_roots = list(cfg.data.train)
     source_meta = DatasetReader(data_roots[0]).meta
+    # The tasks the policy was trained on (what `uam demo` runs it on by default); a ventral-stage
+    # checkpoint has none.
+    trained_tasks = sorted(set(store.tasks)) if cfg.stage != "ventral" else []
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
@@ -287,6 +290,7 @@ def build_stage(cfg: TrainConfig, robot: Any, log=print) -> StageSetup:
         "camera_size": [source_meta.image_height, source_meta.image_width],
         "data": [str(Path(r).resolve()) for r in data_roots],
         "data_hash": dataset_hash(data_roots),
+        "tasks": trained_tasks,
         "code_revision": code_revision(),
         "seed": cfg.seed,
         "created_by": "uam train",
