@@ -33,46 +33,58 @@ POINTER_MODEL = {"dorsal_stem": "conv", "position_init": "sincos", "pointer_poin
 
 @dataclass
 class Phase:
-    """One action-stage run: which tasks' data, how many steps, the learning rate schedule."""
+    """One `uam train` run, initialised from the previous phase's checkpoint (the first from scratch).
+
+    stage "ventral" trains on the preset's VL pairs; "action" on the episodes of `tasks`."""
 
     name: str
-    tasks: tuple[str, ...]
+    stage: str
     steps: int
     lr: float
     min_lr: float
     warmup_steps: int
+    batch_size: int
+    tasks: tuple[str, ...] = ()
 
 
 @dataclass
 class RecipePreset:
     name: str
     robot: str = "franka_panda"
-    tasks: tuple[str, ...] = ("reach", "press")
-    episodes: int = 300  # expert episodes per task (train split, seeds 0..episodes-1)
+    episodes: dict[str, int] = field(default_factory=lambda: {"reach": 300})  # per task, seeds 0..n-1
+    vl_pairs: int = 0  # ventral pretraining pairs (seed 0); 0: no VL data
     phases: tuple[Phase, ...] = ()
     model: dict[str, Any] = field(default_factory=lambda: dict(POINTER_MODEL))
-    batch_size: int = 32
     val_fraction: float = 0.05
     eval_splits: tuple[str, ...] = ("train", "heldout")
     eval_episodes: int = 30  # per task and split, seeds 100000+ (layouts never collected)
     collect_workers: int = 2
     threads: int = 1
     device: str = "cpu"
-    warmup_steps: int | None = None  # per phase instead (pipeline.train_stage reads this field)
+    batch_size: int | None = None  # per phase instead (pipeline.train_stage reads these two fields)
+    warmup_steps: int | None = None
     max_vqa_pairs: int = 0
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """Every task the final policy is evaluated on (pipeline.closed_loop reads this)."""
+        return tuple(self.episodes)
 
 
 PRESETS = {
     "default": RecipePreset(
         "default",
-        phases=(Phase("reach", ("reach",), 1500, 1e-3, 1e-4, 100),
-                Phase("reach_press", ("reach", "press"), 1200, 5e-4, 5e-5, 50)),
+        episodes={"reach": 300},
+        phases=(Phase("reach", "action", 1500, 1e-3, 1e-4, 100, 32, ("reach",)),
+                Phase("reach_finetune", "action", 1000, 3e-4, 3e-5, 20, 32, ("reach",))),
     ),
     "quick": RecipePreset(
-        "quick", episodes=6, collect_workers=1, eval_episodes=2,
-        phases=(Phase("reach", ("reach",), 30, 1e-3, 1e-4, 5), Phase("reach_press", ("reach", "press"), 20, 5e-4, 5e-5, 5)),
+        "quick", episodes={"reach": 6, "press": 6}, vl_pairs=120, collect_workers=1, eval_episodes=2,
+        phases=(Phase("ventral", "ventral", 20, 1e-3, 1e-4, 5, 16),
+                Phase("reach", "action", 30, 1e-3, 1e-4, 5, 8, ("reach",)),
+                Phase("reach_press", "action", 20, 5e-4, 5e-5, 5, 8, ("reach", "press"))),
         model={**POINTER_MODEL, "image_size": 64, "patch_size": 8, "d_model": 64, "mlp_ratio": 2, "chunk_size": 8},
-        batch_size=8, val_fraction=0.2,
+        val_fraction=0.2,
     ),
 }
 
@@ -86,30 +98,38 @@ def run_recipe(preset: RecipePreset, work: Path, install: Path | None) -> dict[s
     work.mkdir(parents=True, exist_ok=True)
     write_json(work / "preset.json", asdict(preset))
     timings: dict[str, Any] = {}
-    for task in preset.tasks:
-        collect(work / "data" / task, preset, tasks=[task], episodes=preset.episodes, vl_pairs=0, seed=0,
+    data = work / "data"
+    for task, episodes in preset.episodes.items():
+        collect(data / task, preset, tasks=[task], episodes=episodes, vl_pairs=0, seed=0,
                 timings=timings, name=f"collect_{task}")
+    if preset.vl_pairs:
+        collect(data / "vl", preset, tasks=[], episodes=0, vl_pairs=preset.vl_pairs, seed=0,
+                timings=timings, name="collect_vl")
     init: Path | None = None
     for phase in preset.phases:
         run_dir = work / phase.name
+        sources = [data / "vl"] if phase.stage == "ventral" else [data / t for t in phase.tasks]
         init = train_stage(
-            "action", run_dir / "action", run_dir, preset, data=[work / "data" / t for t in phase.tasks], seed=0,
-            init_from=init, steps=phase.steps,
+            phase.stage, run_dir / phase.stage, run_dir, preset, data=sources, seed=0, init_from=init,
+            steps=phase.steps,
             overrides=[f"lr={phase.lr}", f"min_lr={phase.min_lr}", f"warmup_steps={phase.warmup_steps}",
-                       f"batch_size={preset.batch_size}", f"data.val_fraction={preset.val_fraction}",
+                       f"batch_size={phase.batch_size}", f"data.val_fraction={preset.val_fraction}",
                        "init_from=" + (str(init) if init else "''")])
-        timings[phase.name] = json.loads((run_dir / "timing.json").read_text()).get("action", {})
+        timings[phase.name] = json.loads((run_dir / "timing.json").read_text()).get(phase.stage, {})
     assert init is not None, "a recipe needs at least one phase"
     evaluation = {split: closed_loop(init, work / "eval" / f"closed_loop_{split}.json", split, preset)
                   for split in preset.eval_splits}
     report = {
-        "preset": asdict(preset),
+        "preset": {**asdict(preset), "tasks": list(preset.tasks)},
         "checkpoint": str(init),
         "timings": timings,
-        "training_wall_s": sum(t.get("wall_s", 0.0) for k, t in timings.items()),
+        "training_wall_s": sum(t.get("wall_s", 0.0) for t in timings.values()),
         "success": {split: {"mean": r["success_rate"],
                             "per_task": {t: v["success_rate"] for t, v in r["tasks"].items()},
-                            "episodes_per_task": preset.eval_episodes}
+                            "episodes_per_task": preset.eval_episodes,
+                            "failures_nearest_a_distractor": sum(
+                                not e["success"] and not e.get("final_tcp_nearest_is_target", True)
+                                for v in r["tasks"].values() for e in v["episodes_detail"])}
                     for split, r in evaluation.items()},
         "inference_ms_median": evaluation[preset.eval_splits[0]].get("inference_ms_median"),
         "wall_s_this_invocation": time.monotonic() - started,
@@ -144,22 +164,25 @@ def model_card(report: dict[str, Any], target: Path) -> str:
         f"`{preset['name']}`) on the 2-core CPU dev VM; every number below was measured by that run.",
         "",
         "## Data",
-        f"Scripted-expert episodes from the simulator, train split, {preset['episodes']} per task "
-        f"({', '.join(preset['tasks'])}), seeds 0..{preset['episodes'] - 1}; action data only (no VL data).",
+        "Scripted-expert episodes from the simulator, train split, seeds 0..n-1: "
+        + ", ".join(f"{task} {n}" for task, n in preset["episodes"].items())
+        + (f"; {preset['vl_pairs']} vision-language pairs for the ventral phase." if preset["vl_pairs"] else
+           "; action data only (no VL data)."),
         "",
-        "## Training (action stage, end to end: every weight trained, no freezing, no stop-gradient)",
+        "## Training (action phases end to end: every weight trained, no freezing, no stop-gradient)",
         "",
-        "| phase | tasks | steps | lr | wall | samples/s |",
-        "|---|---|---|---|---|---|",
+        "| phase | stage | data | steps | batch | lr | wall | samples/s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for phase in preset["phases"]:
         t = report["timings"].get(phase["name"], {})
-        lines.append(f"| {phase['name']} | {', '.join(phase['tasks'])} | {phase['steps']} | {phase['lr']:g} -> "
-                     f"{phase['min_lr']:g} | {t.get('wall_s', float('nan')) / 60:.1f} min | "
+        source = "VL pairs" if phase["stage"] == "ventral" else ", ".join(phase["tasks"])
+        lines.append(f"| {phase['name']} | {phase['stage']} | {source} | {phase['steps']} | {phase['batch_size']} | "
+                     f"{phase['lr']:g} -> {phase['min_lr']:g} | {t.get('wall_s', float('nan')) / 60:.1f} min | "
                      f"{t.get('samples_per_s', float('nan')):.1f} |")
     lines += [
         "",
-        f"Model overrides: `{json.dumps(preset['model'])}`, batch {preset['batch_size']}.",
+        f"Model overrides: `{json.dumps(preset['model'])}`.",
         "",
         "## Closed-loop success (in-process sim, `uam eval`, seeds 100000+)",
         "",
@@ -169,6 +192,9 @@ def model_card(report: dict[str, Any], target: Path) -> str:
     for split, result in report["success"].items():
         cells = [f"{result['per_task'].get(t, float('nan')):.0%}" for t in preset["tasks"]]
         lines.append(f"| {split} | " + " | ".join(cells) + f" | {result['mean']:.0%} |")
+    lines += ["", "Failed episodes that ended nearest a distractor (wrong object) rather than the target: "
+              + ", ".join(f"{split} {r['failures_nearest_a_distractor']}" for split, r in report["success"].items())
+              + "."]
     lines += [
         "",
         f"{preset['eval_episodes']} episodes per task and split. Median inference "
