@@ -352,8 +352,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--episodes", type=int, default=1, help="episodes per task")
     parser.add_argument("--split", default="train", choices=SPLITS)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--model", default="", help="checkpoint directory; default: models/default/<robot> if "
-                        "present, else the scripted expert through the same ROS path")
+    parser.add_argument("--model", default="", help="checkpoint directory, or 'expert' for the scripted expert "
+                        "through the same ROS path; default: models/default/<robot> if present, else the expert")
     parser.add_argument("--backend", default="auto", choices=("auto", "tensorrt", "onnxruntime", "torch"))
     parser.add_argument("--out", type=Path, default=None, help="output directory (default: runs/demo-<time>)")
     parser.add_argument("--no-overlay", action="store_true",
@@ -372,7 +372,9 @@ def run(args) -> int:
                                       else random.SystemRandom().randint(101, 199))
     model = args.model
     default = models_dir() / "default" / args.robot
-    if not model and (default / "model.safetensors").is_file():
+    if model == "expert":
+        model = ""  # the per-episode scripted expert, even where a default model ships
+    elif not model and (default / "model.safetensors").is_file():
         model = str(default)
     out = args.out or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")
     tasks = args.tasks or _trained_tasks(model) or list(EXPERT_DEMO_TASKS)
