@@ -34,7 +34,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from bench_common import cpu_model  # noqa: E402
 from uam_ros.runtime.policy import Observation  # noqa: E402
 from uam_ros.runtime.torch_backend import default_thread_count  # noqa: E402
 
@@ -125,16 +127,6 @@ def stats(samples_s: list[float]) -> dict[str, float]:
         "p99_ms": float(np.percentile(ms, 99)), "mean_ms": float(ms.mean()), "min_ms": float(ms.min()),
         "max_ms": float(ms.max()), "throughput_hz": float(1e3 / ms.mean()),
     }
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def plot(results: dict, path: Path) -> None:
