@@ -1,12 +1,16 @@
 """uam_policy: camera + joint states in, joint-trajectory chunks out (a lifecycle node).
 
-configure loads the robot config and the model and warms the backend up; activate starts the
-control timer and the inference thread. The node only converts and wires: every decision is made
-by uam_ros.control.policy_loop.PolicyLoop.
+configure loads the robot config and the model and warms the backend up (in a child process with
+inference_process:=true); activate starts the control timer and the inference worker, and with
+control_priority > 0 the control timer's thread runs at SCHED_FIFO. The node only converts and
+wires: every decision is made by uam_ros.control.policy_loop.PolicyLoop.
 """
 
 from __future__ import annotations
 
+import gc
+import os
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -49,6 +53,16 @@ class PolicyNodeParams:
     control_rate_hz: float = spec(0.0, description="Control timer rate; 0 = the robot config's", ge=0.0, le=1000.0)
     inference_threads: int = spec(0, description="Intra-op threads for inference; 0 = cores - 1", ge=0, le=256)
     inference_timeout_s: float = spec(0.0, description="Hold when one inference runs longer; 0 = n_action_steps/action_rate", ge=0.0)
+    inference_process: bool = spec(False, description="Run the policy in a child process instead of a thread of "
+                                   "the node: the control timer no longer shares the GIL with inference, and a "
+                                   "backend that crashes the process is an inference error + hold, not the node's "
+                                   "end (costs a second Python process and a few seconds at configure)")
+    control_priority: int = spec(0, description="SCHED_FIFO priority of the thread running the control timer, set "
+                                 "once activated (after the inference worker started); 0 = off. Needs CAP_SYS_NICE "
+                                 "or `ulimit -r`; when refused: one warning, normal priority. Use it together "
+                                 "with inference_process:=true, else the timer still waits for the GIL "
+                                 "(benchmarks/README.md, jitter.py)",
+                                 ge=0, le=99)
     output_mode: str = spec("trajectory", description="Command interface", choices=("trajectory", "position"))
     diagnostics_period_s: float = spec(1.0, description="Period of /diagnostics messages", gt=0.0, le=60.0)
     seed: int = spec(0, description="Seed of the flow-matching noise", ge=0)
@@ -107,8 +121,14 @@ class PolicyNode(LifecycleNode):
         self.kinematics = None  # uam_ros.kinematics.RobotKinematics, built at configure
         self._poll: _PollRecorder | None = None
         self._last_path = None
+        self._pending_path: dict | None = None  # ~/predicted_path to draw at the next tick without a command
+        self._next_diagnostics_s = 0.0  # monotonic time of the next /diagnostics from a tick, while active
         self._recording = None  # uam_ros.recording.policy_tap.PolicyRecording with record:=FILE
         self._image_received: deque = deque(maxlen=32)  # (camera stamp, node time received), for ~/chunk_timing
+        self._priority_pending = False  # set control_priority at the next tick, in the timer's thread
+        self._priority_tid: int | None = None  # native id of the thread running at SCHED_FIFO
+        self._priority_state = "off"
+        self._priority_warned = False
 
     # ---- lifecycle ------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -119,6 +139,8 @@ class PolicyNode(LifecycleNode):
             self.lifecycle_state = f"configure_failed: {exc}"
             self._close_recording()
             self._destroy_endpoints()
+            self._stop_worker()
+            self.worker = None
             return TransitionCallbackReturn.FAILURE
         self.lifecycle_state = "inactive"
         return TransitionCallbackReturn.SUCCESS
@@ -135,19 +157,34 @@ class PolicyNode(LifecycleNode):
             robot = replace(robot, control=replace(robot.control, rate_hz=self.params.control_rate_hz))
         model = self.params.model or str(models_dir() / "default" / robot.name)
         joint_names = robot.action_joint_names
-        choice = create_policy(self.params.backend, model, joint_names, threads=self.params.inference_threads,
-                               seed=self.params.seed, default_dt_s=1.0 / robot.chunk.action_rate_hz,
-                               robot=self.params.robot, chunk_size=robot.chunk.chunk_size,
-                               options={"progress": self.get_logger().info})
-        if choice.fallback:
-            self.get_logger().warning(choice.reason)
-        self.warmup_s = choice.policy.warmup()
+        policy_args = dict(threads=self.params.inference_threads, seed=self.params.seed,
+                           default_dt_s=1.0 / robot.chunk.action_rate_hz, robot=self.params.robot,
+                           chunk_size=robot.chunk.chunk_size)
+        if self.params.inference_process:
+            from uam_ros.runtime.process_worker import ProcessInferenceWorker
+
+            # Spawned here, from the executor thread before any real-time priority is set (activate).
+            worker = ProcessInferenceWorker(self.params.backend, model, joint_names, **policy_args,
+                                            image_shape=(robot.camera.height, robot.camera.width, 3),
+                                            progress=self.get_logger().info)
+            name, reason, fallback, self.warmup_s = (worker.backend_name, worker.backend_reason, worker.fallback,
+                                                     worker.warmup_s)
+            where = f"in process {worker.pid}"
+        else:
+            choice = create_policy(self.params.backend, model, joint_names, **policy_args,
+                                   options={"progress": self.get_logger().info})
+            name, reason, fallback = choice.name, choice.reason, choice.fallback
+            self.warmup_s = choice.policy.warmup()
+            worker = InferenceWorker(choice.policy)
+            where = "in a thread"
+        self.worker = worker
+        if fallback:
+            self.get_logger().warning(reason)
         self.get_logger().info(
-            f"robot '{robot.name}', model '{model}', backend {choice.name} ({choice.reason}), "
+            f"robot '{robot.name}', model '{model}', backend {name} ({reason}), inference {where}, "
             f"warm-up {self.warmup_s:.2f} s, {'ENABLED' if self.enabled else 'dry-run'}"
         )
-        self.robot, self.backend_name, self.backend_reason = robot, choice.name, choice.reason
-        self.worker = InferenceWorker(choice.policy)
+        self.robot, self.backend_name, self.backend_reason = robot, name, reason
         if self.params.record:
             self._recording = self._open_recording(robot, model)
         self._poll = _PollRecorder(self.worker, self._recording)
@@ -239,21 +276,33 @@ class PolicyNode(LifecycleNode):
         self._publishers_owned = []
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.worker.start()
+        self.worker.start()  # before any real-time priority: no inference thread or process inherits it
+        # A full (generation 2) garbage collection walks every object the process holds -- ~200 k after
+        # configure (rclpy, MuJoCo, numpy; torch too with the thread worker): ~0.1 s, every ~15 s,
+        # inside whichever callback happens to allocate, usually a tick. Collect once now and freeze
+        # the survivors, so later full collections only walk what was allocated since.
+        gc.collect()
+        gc.freeze()
         self._tick_stats = TickStats(1.0 / self.robot.control.rate_hz)
+        self._priority_pending = self.params.control_priority > 0
+        self._pending_path = None
         self._timer = self.create_timer(1.0 / self.robot.control.rate_hz, self._on_tick)
+        self._diag_timer.cancel()  # while the loop runs, its ticks publish /diagnostics (_run_deferred)
+        self._next_diagnostics_s = time.monotonic()
         self.lifecycle_state = "active"
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_motion("deactivated")
         self._stop_loop()
+        gc.unfreeze()  # what configure built can be collected again after cleanup
         self.lifecycle_state = "inactive"
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._close_recording()
         self._destroy_endpoints()
+        self._stop_worker()
         self.loop = self.worker = self.robot = self._poll = self.kinematics = None
         self.lifecycle_state = "unconfigured"
         return TransitionCallbackReturn.SUCCESS
@@ -266,8 +315,51 @@ class PolicyNode(LifecycleNode):
         if self._timer is not None:
             self.destroy_timer(self._timer)
             self._timer = None
+            self._diag_timer.reset()
+        self._pending_path = None
+        self._priority_pending = False
+        self._restore_priority()
+        self._stop_worker()
+
+    def _stop_worker(self) -> None:
+        """The inference thread, or the inference process (stop message, SIGTERM, SIGKILL: bounded)."""
         if self.worker is not None:
             self.worker.stop()
+
+    # ---- control thread priority -----------------------------------------------------------
+    def _apply_priority(self) -> None:
+        """control_priority:=N -> SCHED_FIFO N for the thread that runs the control timer (called from
+        its first tick). SCHED_RESET_ON_FORK: threads or processes it starts do not inherit it."""
+        self._priority_pending = False
+        priority = self.params.control_priority
+        try:
+            policy = os.SCHED_FIFO | getattr(os, "SCHED_RESET_ON_FORK", 0)
+            os.sched_setscheduler(0, policy, os.sched_param(priority))
+        except (OSError, AttributeError) as exc:
+            self._priority_state = f"refused: {exc}"
+            if not self._priority_warned:
+                self._priority_warned = True
+                self.get_logger().warning(
+                    f"control_priority:={priority}: SCHED_FIFO refused ({exc}); the control timer runs at "
+                    "normal priority. Grant CAP_SYS_NICE or an rtprio limit (ulimit -r, "
+                    "/etc/security/limits.conf) to use it")
+            return
+        self._priority_tid = threading.get_native_id()
+        self._priority_state = f"SCHED_FIFO {priority}"
+        note = "" if self.params.inference_process else (
+            " (inference runs in a thread of this process: the timer still waits for the GIL; "
+            "inference_process:=true removes that)")
+        self.get_logger().info(f"control timer thread {self._priority_tid} at SCHED_FIFO priority {priority}{note}")
+
+    def _restore_priority(self) -> None:
+        tid, self._priority_tid = self._priority_tid, None
+        if tid is None:
+            return
+        try:
+            os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+            self._priority_state = "off"
+        except OSError as exc:  # the thread is gone, or we may no longer change it
+            self._priority_state = f"not restored: {exc}"
 
     def _stop_motion(self, reason: str) -> None:
         """Hold position if we were moving the arm; used on disable, deactivate and shutdown."""
@@ -340,6 +432,8 @@ class PolicyNode(LifecycleNode):
 
     def _on_tick(self) -> None:
         self._tick_stats.tick()
+        if self._priority_pending:
+            self._apply_priority()
         now = self._now_s()
         previous = self.loop.status
         self._poll.last = None
@@ -366,11 +460,9 @@ class PolicyNode(LifecycleNode):
             self._gripper_pub.publish(gripper)
             self._record("gripper_command", gripper)
         refused = self.loop.status.startswith("rejected_") and self._poll.last is not None
+        path_job = None
         if self._path_pub is not None and (result.command is not None or refused):
-            try:
-                self._publish_path(now, result)
-            except Exception as exc:  # noqa: BLE001 - visualisation must never stop the control loop
-                self.get_logger().error(f"~/predicted_path: {exc}", throttle_duration_sec=5.0)
+            path_job = self._path_job(now, result)  # drawn at the next tick that sends nothing
         if result.imagined_future is not None:
             future = rgb_to_image_msg(result.imagined_future, now, self.robot.base_frame)
             self._future_pub.publish(future)
@@ -381,6 +473,25 @@ class PolicyNode(LifecycleNode):
                 position = positions_msg(setpoint)
                 self._position_pub.publish(position)
                 self._record("position_command", position)
+        # What is not control -- ~/predicted_path (MuJoCo FK + markers, ~half of a chunk tick's cost) and
+        # /diagnostics -- runs after the command is out, on a tick that sent none: never in a callback of
+        # its own, which the (single-threaded) executor could start just before a tick is due and so
+        # delay that tick, and never adding to the tick that turns a chunk into a command.
+        if result.command is None:
+            self._run_deferred(time.monotonic())
+        if path_job is not None:
+            self._pending_path = path_job  # a newer one replaces one not drawn yet (10 ms apart at most)
+
+    def _run_deferred(self, mono: float) -> None:
+        job, self._pending_path = self._pending_path, None
+        if job is not None:
+            try:
+                self._publish_path(job)
+            except Exception as exc:  # noqa: BLE001 - visualisation must never stop the control loop
+                self.get_logger().error(f"~/predicted_path: {exc}", throttle_duration_sec=5.0)
+        if mono >= self._next_diagnostics_s:
+            self._next_diagnostics_s = max(self._next_diagnostics_s + self.params.diagnostics_period_s, mono)
+            self._publish_diagnostics()
 
     def _publish_chunk_timing(self, result: TickResult) -> None:
         """~/chunk_timing: which camera frame this tick's trajectory was computed from, and when each
@@ -398,17 +509,28 @@ class PolicyNode(LifecycleNode):
         msg.data = [result.command.stamp_s, observed, received, started, finished, now]
         self._timing_pub.publish(msg)
 
-    def _publish_path(self, now: float, result: TickResult) -> None:
-        """~/predicted_path for an accepted chunk, a refused one (red) or a hold (path cleared)."""
-        kinematics, robot, loop = self.kinematics, self.robot, self.loop
-        dof = robot.arm_dof
+    def _path_job(self, now: float, result: TickResult) -> dict:
+        """What _publish_path needs, taken at the tick that decided (references and strings only: the
+        plan, command and polled chunk are new objects per chunk, never modified afterwards)."""
+        loop = self.loop
         latency_ms = loop.counters.last_inference_s * 1e3
         status = (f"{loop.status} | {self.backend_name} {latency_ms:.0f} ms | "
                   f"{'ENABLED' if self.enabled else 'dry-run'}")
-        if result.chunk is not None and result.command is not None:
-            command = result.command
+        return {"now": now, "command": result.command if result.chunk is not None else None,
+                "plan": loop.scheduler.plan, "polled": self._poll.last, "loop_status": loop.status,
+                "status": status, "detail": loop.status_detail}
+
+    def _publish_path(self, job: dict) -> None:
+        """~/predicted_path for an accepted chunk, a refused one (red) or a hold (path cleared)."""
+        kinematics, robot = self.kinematics, self.robot
+        if kinematics is None or self._path_pub is None:
+            return
+        dof = robot.arm_dof
+        status = job["status"]
+        if job["command"] is not None:
+            command = job["command"]
             path = kinematics.tcp_positions(command.positions)
-            plan = loop.scheduler.plan  # the merged chunk before the safety filter, point for point
+            plan = job["plan"]  # the merged chunk before the safety filter, point for point
             clamped = requested = closed = None
             if plan is not None and plan.positions.shape[0] == command.positions.shape[0]:
                 asked = plan.positions[:, :dof]
@@ -423,14 +545,14 @@ class PolicyNode(LifecycleNode):
             self._last_path, stamp = path, command.stamp_s
         else:
             rejected = None
-            polled = self._poll.last
-            if polled is not None and polled.chunk is not None and loop.status.startswith("rejected_"):
+            polled = job["polled"]
+            if polled is not None and polled.chunk is not None and job["loop_status"].startswith("rejected_"):
                 q = np.asarray(polled.chunk.positions, dtype=np.float64)
                 if q.ndim == 2 and q.shape[1] >= dof:
                     q = q[np.all(np.isfinite(q[:, :dof]), axis=1)]
                     rejected = kinematics.tcp_positions(q) if len(q) else None
-            scene = PathScene(rejected=rejected, previous=self._last_path, status=f"{status}: {loop.status_detail}")
-            stamp = now
+            scene = PathScene(rejected=rejected, previous=self._last_path, status=f"{status}: {job['detail']}")
+            stamp = job["now"]
         markers = predicted_path_markers(robot.base_frame, stamp, scene)
         self._path_pub.publish(markers)
         self._record("predicted_path", markers)
@@ -445,6 +567,8 @@ class PolicyNode(LifecycleNode):
             "backend": self.backend_name,
             "backend_reason": self.backend_reason,
             "warmup_s": f"{self.warmup_s:.3f}",
+            "inference_process": self.params.inference_process,
+            "control_priority": self._priority_state,
             "camera_rate_hz": f"{self._camera_rate.rate(now):.1f}",
             "joint_state_rate_hz": f"{self._joint_rate.rate(now):.1f}",
             "commands_published": self.commands_published,

@@ -33,10 +33,22 @@ class InferenceWorker:
         self._stopping = False
         self.completed = 0
         self.failed = 0
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.name = name
+        self._generation = 0
+        self._thread = threading.Thread(target=self._run, args=(0,), name=name, daemon=True)
 
     def start(self) -> None:
-        self._thread.start()
+        """Start the thread; after stop() (a lifecycle deactivate), start a new one."""
+        with self._lock:
+            if self._thread.ident is not None:  # started before: a thread runs only once
+                if self._thread.is_alive() and not self._stopping:
+                    return
+                self._generation += 1  # an old thread still finishing an inference exits after it
+                self._thread = threading.Thread(target=self._run, args=(self._generation,), name=self.name,
+                                                daemon=True)
+                self._stopping, self._pending, self._result, self._busy_since = False, None, None, None
+            thread = self._thread
+        thread.start()
 
     def stop(self, timeout_s: float = 2.0) -> None:
         with self._lock:
@@ -71,12 +83,12 @@ class InferenceWorker:
         with self._lock:
             return self._busy_since is not None
 
-    def _run(self) -> None:
+    def _run(self, generation: int) -> None:
         while True:
             with self._lock:
-                while self._pending is None and not self._stopping:
+                while self._pending is None and not self._stopping and generation == self._generation:
                     self._wake.wait()
-                if self._stopping:
+                if self._stopping or generation != self._generation:
                     return
                 observation, self._pending = self._pending, None
             start = time.monotonic()
@@ -88,6 +100,8 @@ class InferenceWorker:
                 end = time.monotonic()
                 result = WorkerResult(None, f"{type(exc).__name__}: {exc}", end - start, start, end)
             with self._lock:
+                if generation != self._generation:
+                    return  # stopped and restarted while this inference ran: its result is stale
                 self._result = result
                 self._busy_since = None
                 if result.error:
