@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 
 from uam_ros.runtime.policy import Observation
-from uam_ros.runtime.worker import WorkerResult
+from uam_ros.runtime.worker import BusyClock, WorkerResult
 
 _HEADER = struct.Struct("!i")  # multiprocessing.connection's frame header (length, big-endian int32)
 
@@ -177,7 +177,7 @@ def _child_serve(conn, create_args: dict, image_slot) -> None:
 
 
 # ---- parent -----------------------------------------------------------------------------------------
-class ProcessInferenceWorker:
+class ProcessInferenceWorker(BusyClock):
     """InferenceWorker (uam_ros.runtime.worker) with the policy in a spawned child process.
 
     Built from uam_ros.runtime.factory.create_policy's arguments; the constructor spawns the child and
@@ -387,17 +387,6 @@ class ProcessInferenceWorker:
             else:
                 self.completed += 1
             return WorkerResult(chunk, error, finished - started, started, finished)
-
-    def busy_for_s(self) -> float:
-        """Seconds the current inference has been running (0 when idle)."""
-        with self._lock:
-            since = self._busy_since
-        return 0.0 if since is None else time.monotonic() - since
-
-    @property
-    def busy(self) -> bool:
-        with self._lock:
-            return self._busy_since is not None
 
     @property
     def alive(self) -> bool:

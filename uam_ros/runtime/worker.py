@@ -22,7 +22,26 @@ class WorkerResult:
     finished_s: float = 0.0  # time.monotonic() when it returned
 
 
-class InferenceWorker:
+class BusyClock:
+    """busy / busy_for_s of a worker that sets ``_busy_since`` (monotonic s, None when idle) under
+    ``_lock``: shared by the thread and the process worker, which PolicyLoop's timeout reads alike."""
+
+    _lock: threading.Lock
+    _busy_since: float | None
+
+    def busy_for_s(self) -> float:
+        """Seconds the current inference has been running (0 when idle)."""
+        with self._lock:
+            since = self._busy_since
+        return 0.0 if since is None else time.monotonic() - since
+
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return self._busy_since is not None
+
+
+class InferenceWorker(BusyClock):
     def __init__(self, policy: Policy, name: str = "uam-inference") -> None:
         self.policy = policy
         self._lock = threading.Lock()
@@ -71,17 +90,6 @@ class InferenceWorker:
         with self._lock:
             result, self._result = self._result, None
             return result
-
-    def busy_for_s(self) -> float:
-        """Seconds the current inference has been running (0 when idle)."""
-        with self._lock:
-            since = self._busy_since
-        return 0.0 if since is None else time.monotonic() - since
-
-    @property
-    def busy(self) -> bool:
-        with self._lock:
-            return self._busy_since is not None
 
     def _run(self, generation: int) -> None:
         while True:
