@@ -130,3 +130,32 @@ def test_schedule_warms_up_then_decays_to_min_lr(tmp_path, data):
     assert lr_at(9, cfg, 100) == pytest.approx(1.0)
     assert lr_at(100, cfg, 100) == pytest.approx(0.1)
     assert lr_at(55, cfg, 100) == pytest.approx(0.55)
+
+
+def test_lr_scale_slows_one_stream_without_freezing_it(tmp_path, data):
+    cfg = tiny_config(tmp_path / "s", data, lr_scale={"ventral": 0.1}, warmup_steps=0, lr=3e-3, min_lr=3e-3)
+    setup = build_stage(cfg, load_robot_config(cfg.robot), log=lambda m: None)
+    optimizer, names = make_optimizer(setup.model, cfg)
+    assert sorted(names) == sorted(n for n, _ in setup.model.named_parameters())  # still every weight
+    by_param = {id(p): g["lr_scale"] for g in optimizer.param_groups for p in g["params"]}
+    for name, param in setup.model.named_parameters():
+        assert by_param[id(param)] == (0.1 if name.startswith("ventral.") else 1.0), name
+    before = {n: p.detach().clone() for n, p in setup.model.named_parameters()}
+    result = train(cfg, quiet=True)
+    after = load_checkpoint(result.checkpoint).model.state_dict()
+    moved = [n for n in before if n.startswith("ventral.") and not torch.equal(before[n], after[n])]
+    assert moved  # slowed, not frozen
+
+
+@pytest.mark.parametrize("scale, match", [(0.0, "freeze"), (-1.0, "freeze"), ("x", "number")])
+def test_lr_scale_rejects_freezing_and_junk(tmp_path, data, scale, match):
+    from uam_ros.schema import ConfigError
+    with pytest.raises(ConfigError, match=match):
+        tiny_config(tmp_path / "x", data, lr_scale={"ventral": scale})
+
+
+def test_lr_scale_names_must_be_modules(tmp_path, data):
+    cfg = tiny_config(tmp_path / "m", data, lr_scale={"ventrl": 0.1})
+    setup = build_stage(cfg, load_robot_config(cfg.robot), log=lambda m: None)
+    with pytest.raises(TrainError, match="ventrl"):
+        make_optimizer(setup.model, cfg)

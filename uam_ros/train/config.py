@@ -72,6 +72,10 @@ class TrainConfig:
     warmup_steps: int = spec(100, "Linear warm-up steps from 0 to lr", ge=0)
     weight_decay: float = spec(0.01, "AdamW weight decay (matrices and embeddings only, not biases/norms)", ge=0.0)
     betas: list[float] = spec(default_factory=lambda: [0.9, 0.95], description="AdamW betas", ge=0.0, lt=1.0)
+    lr_scale: dict[str, float] = spec(
+        default_factory=dict,
+        description="Learning-rate multiplier per top-level module, e.g. {ventral: 0.1}: a pretrained stream "
+                    "moves slower than a new one (pi0 / OpenVLA practice). Must be > 0: still trained, not frozen")
     grad_clip: float = spec(1.0, "Clip the global gradient norm to this; 0 disables", ge=0.0)
     seed: int = spec(0, "Seeds weights, data order, noise and dropout (per step, so resuming is exact)", ge=0)
 
@@ -92,6 +96,10 @@ class TrainConfig:
             raise FieldProblem("kind", "single_stream has no dorsal stream; its stages are ventral -> action")
         if self.min_lr > self.lr:
             raise FieldProblem("min_lr", f"{self.min_lr} must be <= lr ({self.lr})")
+        for name, scale in self.lr_scale.items():
+            if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not 0.0 < float(scale) <= 10.0:
+                raise FieldProblem(f"lr_scale.{name}", f"{scale!r} must be a number in (0, 10]; "
+                                   "0 would freeze the module, which no stage allows")
         if len(self.betas) != 2:
             raise FieldProblem("betas", f"expected 2 values, got {len(self.betas)}")
         known = {f.name for f in dataclasses.fields(UAMConfig)}

@@ -323,16 +323,26 @@ class StageObjective(nn.Module):
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> tuple[torch.optim.AdamW, list[str]]:
-    """AdamW over the trainable parameters; weight decay on >= 2-D tensors only (nanoGPT)."""
+    """AdamW over the trainable parameters; weight decay on >= 2-D tensors only (nanoGPT).
+
+    One group per (top-level module scale, decay) so cfg.lr_scale can slow a pretrained stream down;
+    each group carries its "lr_scale", which the loop multiplies into the scheduled lr."""
+    children = {name for name, _ in model.named_children()}
+    unknown = sorted(set(cfg.lr_scale) - children)
+    if unknown:
+        raise TrainError(f"lr_scale names {unknown}, which are not modules of this model (it has {sorted(children)})")
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    decay = [(n, p) for n, p in named if p.dim() >= 2]
-    no_decay = [(n, p) for n, p in named if p.dim() < 2]
-    groups = [
-        {"params": [p for _, p in decay], "weight_decay": cfg.weight_decay},
-        {"params": [p for _, p in no_decay], "weight_decay": 0.0},
-    ]
+    buckets: dict[tuple[float, bool], list[tuple[str, nn.Parameter]]] = {}
+    for n, p in named:
+        scale = float(cfg.lr_scale.get(n.split(".")[0], 1.0))
+        buckets.setdefault((scale, p.dim() >= 2), []).append((n, p))
+    groups, order = [], []
+    for (scale, decay), members in sorted(buckets.items(), key=lambda kv: (kv[0][0] != 1.0, kv[0][0], not kv[0][1])):
+        groups.append({"params": [p for _, p in members], "weight_decay": cfg.weight_decay if decay else 0.0,
+                       "lr_scale": scale})
+        order += [n for n, _ in members]
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.betas[0], cfg.betas[1]))
-    return optimizer, [n for n, _ in decay] + [n for n, _ in no_decay]
+    return optimizer, order
 
 
 def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
@@ -578,7 +588,7 @@ def train(cfg: TrainConfig, *, stop_after: int | None = None, quiet: bool = Fals
         for cpu_batch in loader:
             lr = lr_at(step, cfg, total_steps)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
             batch = _to_device(cpu_batch, device)
             torch.manual_seed(step_seed(cfg.seed, step, info.rank))
             with _autocast(device, cfg):
