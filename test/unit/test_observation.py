@@ -44,3 +44,20 @@ def test_future_stamps_and_time_going_backwards():
     assert sync.latest_joints.stamp_s == 5.0
     sync.reset()
     assert sync.get(5.0).reason == "no_joint_state"
+
+
+def test_nearest_match_agrees_with_a_full_search_including_ties_and_repeated_stamps():
+    rng = np.random.default_rng(7)
+    for trial in range(300):
+        sync = ObservationSync(max_image_age_s=10.0, max_joint_state_age_s=10.0, history=64)
+        steps = rng.choice([0.0, 0.002, 0.004], size=int(rng.integers(1, 80)))  # repeats -> equal stamps
+        stamps = 1.0 + np.cumsum(steps)
+        for k, t in enumerate(stamps):
+            sync.put_joints(joints(float(t), q=k))
+        kept = stamps[-64:]
+        first_kept = len(stamps) - len(kept)
+        target = float(rng.choice(kept)) + float(rng.choice([0.0, 0.001, -0.001, 0.05, -0.05]))
+        sync.put_image(image(target))
+        status = sync.get(now_s=float(stamps[-1]))
+        expected = first_kept + int(np.argmin(np.abs(kept - target)))  # the oldest of equally near ones
+        assert status.inputs.matched_joints.positions[0] == expected, (trial, target)

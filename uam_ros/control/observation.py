@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-import numpy as np
-
 from uam_ros.control.inputs import ImageSample, JointSample
 
 
@@ -61,8 +59,17 @@ class ObservationSync:
         return self._joints[-1] if self._joints else None
 
     def _match(self, stamp_s: float) -> JointSample:
-        stamps = np.fromiter((j.stamp_s for j in self._joints), dtype=np.float64, count=len(self._joints))
-        return self._joints[int(np.argmin(np.abs(stamps - stamp_s)))]
+        """The joint sample nearest the image stamp (the oldest of equally near ones). The history is in
+        stamp order (put_joints keeps it so), so the scan walks back from the newest and stops once
+        samples only get farther: a few steps per tick instead of the whole history."""
+        best, best_gap = self._joints[-1], abs(self._joints[-1].stamp_s - stamp_s)
+        for sample in reversed(self._joints):
+            gap = abs(sample.stamp_s - stamp_s)
+            if gap <= best_gap:
+                best, best_gap = sample, gap
+            elif sample.stamp_s < stamp_s:
+                break
+        return best
 
     def get(self, now_s: float) -> SyncStatus:
         latest = self.latest_joints

@@ -60,22 +60,26 @@ class SafetyFilter:
             )
         target = self.clamp_positions(positions)
         clamped = np.any(target != positions, axis=1)
+        # The limits make each point depend on the one before, so this loops over the (~16) points; plain
+        # ufuncs instead of np.clip keep it ~4x cheaper (it runs in the control tick that sends a chunk).
         vmax, amax = self.limits.velocity_max, self.limits.acceleration_max
+        low, high, lower, upper = self.low, self.high, np.maximum, np.minimum
         out = np.empty_like(target)
-        prev_q = self.clamp_positions(q_now.astype(np.float64))
-        prev_v = np.zeros(joints) if v_now is None else np.clip(np.nan_to_num(v_now), -vmax, vmax)
+        prev_q = upper(lower(q_now.astype(np.float64), low), high)
+        prev_v = np.zeros(joints) if v_now is None else upper(lower(np.nan_to_num(v_now), -vmax), vmax)
         prev_t = 0.0
         segment_v = np.empty_like(target)
         for k in range(target.shape[0]):
-            dt = times_s[k] - prev_t
+            t = times_s[k]
+            dt = t - prev_t
             v = (target[k] - prev_q) / dt
-            limited = np.clip(np.clip(v, prev_v - amax * dt, prev_v + amax * dt), -vmax, vmax)
-            q = np.clip(prev_q + limited * dt, self.low, self.high)
+            reach = amax * dt
+            limited = upper(lower(upper(lower(v, prev_v - reach), prev_v + reach), -vmax), vmax)
+            q = upper(lower(prev_q + limited * dt, low), high)
             limited = (q - prev_q) / dt
-            if np.any(np.abs(q - target[k]) > 1e-9):
-                clamped[k] = True
             out[k], segment_v[k] = q, limited
-            prev_q, prev_v, prev_t = q, limited, times_s[k]
+            prev_q, prev_v, prev_t = q, limited, t
+        clamped |= np.any(np.abs(out - target) > 1e-9, axis=1)
         velocities = np.zeros_like(out)
         if out.shape[0] > 1:
             velocities[:-1] = 0.5 * (segment_v[:-1] + segment_v[1:])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
@@ -37,17 +38,26 @@ def duration_to_s(duration: Duration) -> float:
     return duration.sec + duration.nanosec * 1e-9
 
 
+def float64_array(values: np.ndarray) -> array.array:
+    """A float64[] message field's fast path: rosidl setters take an array('d') as is, where a list is
+    checked element by element in Python (the bulk of building a trajectory message otherwise)."""
+    out = array.array("d")
+    out.frombytes(np.ascontiguousarray(values, dtype=np.float64).tobytes())
+    return out
+
+
 def trajectory_to_msg(command: TrajectoryCommand, frame_id: str = "") -> JointTrajectory:
     msg = JointTrajectory()
     msg.header.stamp = s_to_stamp(command.stamp_s)
     msg.header.frame_id = frame_id
     msg.joint_names = list(command.joint_names)
     points = []
-    for t, q, v in zip(command.time_from_start_s, command.positions, command.velocities):
+    for t, q, v in zip(command.time_from_start_s.tolist(), command.positions, command.velocities):
         point = JointTrajectoryPoint()
-        point.positions = q.tolist()
-        point.velocities = v.tolist()
-        point.time_from_start = s_to_duration(float(t))
+        point.positions = float64_array(q)
+        point.velocities = float64_array(v)
+        nanoseconds = int(round(t * 1e9))
+        point.time_from_start.sec, point.time_from_start.nanosec = divmod(nanoseconds, 1_000_000_000)
         points.append(point)
     msg.points = points
     return msg
@@ -77,5 +87,5 @@ def image_msg_to_rgb(msg: Image) -> np.ndarray | None:
 
 def positions_msg(values: np.ndarray | list[float]) -> Float64MultiArray:
     msg = Float64MultiArray()
-    msg.data = [float(v) for v in values]
+    msg.data = float64_array(np.asarray(values, dtype=np.float64))
     return msg
