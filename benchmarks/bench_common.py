@@ -102,6 +102,20 @@ def cpu_seconds(pid: int) -> float | None:
         return None
 
 
+def policy_params(items: list[str]) -> dict[str, object]:
+    """`name:=value` strings (the ros2 run syntax) -> parameters for NodeProcess; values as YAML
+    scalars (true, 2, 0.5), so they reach the node with their types."""
+    import yaml
+
+    params: dict[str, object] = {}
+    for item in items:
+        name, sep, value = item.partition(":=")
+        if not sep or not name:
+            raise SystemExit(f"policy parameter {item!r}: expected NAME:=VALUE (e.g. inference_process:=true)")
+        params[name] = yaml.safe_load(value)
+    return params
+
+
 def timestamp() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 

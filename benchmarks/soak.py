@@ -37,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_common import (RESULTS, NodeProcess, cpu_seconds, machine_info, make_checkpoint,  # noqa: E402
+from bench_common import (RESULTS, NodeProcess, cpu_seconds, machine_info, make_checkpoint, policy_params,  # noqa: E402
                           private_ros_env, rss_kb, timestamp)
 
 LIMIT_TOLERANCE = 1e-6
@@ -157,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--camera-hz", type=float, default=30.0)
     parser.add_argument("--joint-hz", type=float, default=500.0)
     parser.add_argument("--sample-s", type=float, default=1.0, help="RSS sampling period")
+    parser.add_argument("--policy-param", action="append", default=[], metavar="NAME:=VALUE",
+                        help="extra uam_policy parameter, e.g. inference_process:=true (repeatable)")
     parser.add_argument("--name", default="soak")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -218,11 +220,12 @@ def main(argv: list[str] | None = None) -> int:
     node.create_subscription(JointTrajectory, robot.controller.trajectory_topic, on_trajectory, COMMAND_QOS)
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 50)
 
+    extra_params = policy_params(args.policy_param)
     sim = NodeProcess("uam_ros.ros.sim_node", {"robot": args.robot, "task": "reach", "camera_rate_hz": args.camera_hz,
                                                 "joint_state_rate_hz": args.joint_hz}, workdir / "uam_sim.log", env)
     policy = NodeProcess("uam_ros.ros.policy_node", {
         "robot": args.robot, "model": model, "backend": args.backend, "autostart": True, "enable": True,
-        "instruction": "reach the red cube"}, workdir / "uam_policy.log", env)
+        "instruction": "reach the red cube", **extra_params}, workdir / "uam_policy.log", env)
     procs = {"uam_policy": policy, "uam_sim": sim}
     rss = {name: ([], []) for name in procs}
     cpu = {name: [] for name in procs}
@@ -290,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         "created": timestamp(),
         "config": {"robot": args.robot, "model": model, "backend": last.get("backend", args.backend),
                    "duration_s": args.duration, "warmup_s": args.warmup, "camera_hz": args.camera_hz,
-                   "joint_hz": args.joint_hz, "control_rate_hz": robot.control.rate_hz, "sample_s": args.sample_s},
+                   "joint_hz": args.joint_hz, "control_rate_hz": robot.control.rate_hz, "sample_s": args.sample_s,
+                   "policy_params": policy_params(args.policy_param)},
         "environment": {**env_before, "loadavg_before": env_before["loadavg"], "loadavg_after": env_after["loadavg"]},
         "ended": died or "duration reached", "exit_codes": codes,
         "deadlines": {

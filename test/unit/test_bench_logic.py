@@ -165,3 +165,11 @@ def test_overhead_summary_per_chunk_path_and_duty():
     # + 3 waiting ticks * 0.1
     assert row["cpu_duty_ms_per_inference"] == pytest.approx(12.5 + 1.5 + 0.5 + 0.1 + 3.0 + 0.3)
     assert row["cpu_duty_pct"] == pytest.approx(100 * 17.9 / 50.0)
+
+
+def test_policy_params_keep_their_types_and_reject_malformed_items():
+    common = load("bench_common")
+    assert common.policy_params(["inference_process:=true", "control_priority:=50", "backend:=torch"]) == {
+        "inference_process": True, "control_priority": 50, "backend": "torch"}
+    with pytest.raises(SystemExit, match="NAME:=VALUE"):
+        common.policy_params(["inference_process=true"])
