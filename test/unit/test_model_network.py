@@ -101,7 +101,7 @@ def test_padding_is_invisible_and_the_instruction_matters(kind):
 
 
 # The localisation options of the dorsal expert (conv stem, 2D sin/cos positions, pointers).
-VARIANTS = [{}, dict(dorsal_stem="conv", position_init="sincos", pointer_points=3)]
+VARIANTS = [{}, dict(dorsal_stem="conv", position_init="sincos", pointer_points=3, pointer_offsets=True)]
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=["base", "pointer"])
@@ -339,3 +339,22 @@ def test_uam_loss_adds_the_point_term_only_when_weighted():
     torch.testing.assert_close(losses["loss"], expected)
     with pytest.raises(ValueError, match="pointer_points"):
         tiny_config(pointer_loss_weight=1.0)
+
+
+def test_pointer_offsets_start_neutral_and_reach_inside_a_patch():
+    from uam_ros.model.layers import SpatialPointer
+
+    torch.manual_seed(0)
+    plain, refined = SpatialPointer(16, grid=4, n_points=2), SpatialPointer(16, grid=4, n_points=2, offsets=True)
+    refined.load_state_dict({**plain.state_dict(), **{k: v for k, v in refined.state_dict().items()
+                                                      if k.startswith("offset.")}})
+    queries, patches = torch.randn(3, 2, 16), torch.randn(3, 16, 16)
+    torch.testing.assert_close(refined(queries, patches)[1], plain(queries, patches)[1])  # zero-initialised
+    with torch.no_grad():
+        refined.offset.bias.copy_(torch.tensor([20.0, -20.0, 0.0, 0.0]))  # pointer 0: +x, -y by half a patch
+        refined.query.weight.zero_(); refined.query.bias.zero_()  # uniform weights over the 4x4 patches
+    _, points = refined(queries, patches)
+    torch.testing.assert_close(points[:, 0], torch.tensor([[0.25, -0.25]]).expand(3, 2))  # half of 2/4
+    torch.testing.assert_close(points[:, 1], torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="pointer_points"):
+        tiny_config(pointer_offsets=True)

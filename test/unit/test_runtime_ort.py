@@ -91,3 +91,29 @@ def test_a_graph_from_another_model_is_refused(setup, tmp_path):
     onnx.save(model, str(tmp_path / "other.onnx"))
     with pytest.raises(ValueError, match="exported from another model"):
         OrtPolicy(ckpt, JOINTS, threads=1, onnx_path=tmp_path / "other.onnx")
+
+
+def test_the_localising_dorsal_options_export_and_match_torch(tmp_path):
+    """The shipped model's dorsal options (conv stem, sin-cos positions, pointers with sub-patch
+    offsets): the same chunks in ORT as in torch, and only TensorRT-supported operators."""
+    from uam_ros.model.checkpoint import load_checkpoint, save_checkpoint
+    from uam_ros.runtime.onnx_export import cached_onnx_path, graph_ops, tensorrt_unsupported_ops
+
+    ckpt = init_checkpoint(
+        tmp_path / "ckpt", state_dim=4, action_dim=4, joint_names=JOINTS, robot_name="toy", seed=0,
+        instructions=["pick up the red cube"], config_overrides={
+            **TINY, "dorsal_stem": "conv", "position_init": "sincos", "pointer_points": 2,
+            "pointer_offsets": True, "pointer_loss_weight": 1.0})
+    loaded = load_checkpoint(ckpt)
+    with torch.no_grad():  # offsets start at zero; give them values so that the comparison covers them
+        torch.manual_seed(1)
+        loaded.model.dorsal.pointer.offset.weight.normal_(0.0, 0.5)
+    save_checkpoint(ckpt, loaded.model, loaded.processor, loaded.kind, loaded.meta)
+    torch_policy = TorchPolicy(ckpt, JOINTS, threads=1, seed=5)
+    ort_policy = OrtPolicy(ckpt, JOINTS, threads=1, seed=5, cache_dir=tmp_path / "cache")
+    for obs in observations(2):
+        a, b = torch_policy.infer(obs), ort_policy.infer(obs)
+        assert np.max(np.abs(a.positions - b.positions)) <= 1e-4
+    path = cached_onnx_path(load_checkpoint(ckpt), tmp_path / "cache")
+    assert path.is_file()
+    assert tensorrt_unsupported_ops(graph_ops(path)) == []

@@ -55,6 +55,10 @@ class UAMConfig:
     pointer_loss_weight: float = 0.0
     """Weight of the dorsal's future end-effector point loss: pointer 0 is trained to point at where
     the tool will be in the image at the end of the chunk (needs pointer_points >= 1)."""
+    pointer_offsets: bool = False
+    """Each pointer also regresses a sub-patch offset per patch (the point is the softmax-weighted mean
+    of patch centre + offset). Why: with 12 px patches a patch spans ~8 cm of table, and a soft-argmax
+    over patch centres alone left reach episodes ending 5-10 cm short of the object."""
     position_init: str = "random"
     """Initial patch positions of both streams: "random" (N(0, 0.02)) or "sincos" (2D sin/cos)."""
 
@@ -123,6 +127,10 @@ class UAMConfig:
             raise ValueError(f"UAMConfig.pointer_loss_weight must be finite and >= 0, got {pw!r}")
         if pw > 0 and self.pointer_points < 1:
             raise ValueError("UAMConfig.pointer_loss_weight > 0 needs pointer_points >= 1")
+        if not isinstance(self.pointer_offsets, bool):
+            raise ValueError(f"UAMConfig.pointer_offsets must be true or false, got {self.pointer_offsets!r}")
+        if self.pointer_offsets and self.pointer_points < 1:
+            raise ValueError("UAMConfig.pointer_offsets needs pointer_points >= 1")
         if self.position_init not in ("random", "sincos"):
             raise ValueError(f"UAMConfig.position_init must be 'random' or 'sincos', got {self.position_init!r}")
         if self.position_init == "sincos" and self.d_model % 4 != 0:

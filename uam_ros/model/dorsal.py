@@ -83,7 +83,8 @@ class DorsalExpert(nn.Module):
         self.pointer: SpatialPointer | None = None
         if config.pointer_points:
             self.pointer_queries = nn.Parameter(torch.randn(1, config.pointer_points, d) * 0.02)
-            self.pointer = SpatialPointer(d, config.image_size // config.patch_size, config.pointer_points)
+            self.pointer = SpatialPointer(d, config.image_size // config.patch_size, config.pointer_points,
+                                          offsets=config.pointer_offsets)
         self.blocks = nn.ModuleList(
             Block(d, config.n_heads, config.mlp_ratio, config.dropout, cross=True)
             for _ in range(config.dorsal_layers)

@@ -184,7 +184,7 @@ class SpatialPointer(nn.Module):
     differentiable, static shapes (softmax + matmul), so export and TensorRT are unaffected.
     """
 
-    def __init__(self, d_model: int, grid: int, n_points: int, n_freqs: int = 8) -> None:
+    def __init__(self, d_model: int, grid: int, n_points: int, n_freqs: int = 8, offsets: bool = False) -> None:
         super().__init__()
         self.scale = d_model**-0.5
         self.key = nn.Linear(d_model, d_model)
@@ -196,12 +196,25 @@ class SpatialPointer(nn.Module):
         self.point_mlp = nn.Sequential(nn.Linear(4 * n_freqs + 2, d_model), nn.GELU(), nn.Linear(d_model, d_model))
         self.feature_proj = nn.Linear(d_model, d_model)
         self.n_points = n_points
+        # Sub-patch refinement (UAMConfig.pointer_offsets): per patch and pointer, where inside the
+        # patch the thing is, within +-half a patch. Zero-initialised: training starts from the plain
+        # soft-argmax over patch centres.
+        self.half_cell = 1.0 / grid
+        self.offset: nn.Linear | None = None
+        if offsets:
+            self.offset = nn.Linear(d_model, 2 * n_points)
+            nn.init.zeros_(self.offset.weight)
+            nn.init.zeros_(self.offset.bias)
 
     def forward(self, queries: Tensor, patches: Tensor) -> tuple[Tensor, Tensor]:
         """queries (B, K, d), patches (B, P, d) -> (tokens (B, K, d), points (B, K, 2) in [-1, 1] as (x, y))."""
         logits = torch.matmul(self.query(queries), self.key(patches).transpose(1, 2)) * self.scale
         weights = torch.softmax(logits, dim=-1)  # (B, K, P)
         points = torch.matmul(weights, self.coords)  # (B, K, 2)
+        if self.offset is not None:
+            b, p, _ = patches.shape
+            local = torch.tanh(self.offset(patches)).reshape(b, p, self.n_points, 2).transpose(1, 2)  # (B, K, P, 2)
+            points = points + (weights.unsqueeze(-1) * local).sum(dim=2) * self.half_cell
         angles = points[..., None] * self.freqs  # (B, K, 2, F)
         fourier = torch.cat([points, torch.sin(angles).flatten(2), torch.cos(angles).flatten(2)], dim=-1)
         tokens = self.point_mlp(fourier) + self.feature_proj(torch.matmul(weights, patches))
