@@ -82,8 +82,22 @@ def private_ros_env() -> dict[str, str]:
     return dict(os.environ, PYTHONUNBUFFERED="1")
 
 
-def rss_kb(pid: int) -> int | None:
-    """Resident set size of a process from /proc/<pid>/status (VmRSS, kB); None once it is gone."""
+def process_tree(pid: int) -> list[int]:
+    """pid and its descendants (/proc/<pid>/task/*/children): a node with inference_process:=true
+    runs its policy in a child, whose memory and CPU belong to the node's figures."""
+    pids, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        pids.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                queue += [int(child) for child in task.read_text().split()]
+            except (OSError, ValueError):
+                pass
+    return pids
+
+
+def _own_rss_kb(pid: int) -> int | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -93,13 +107,28 @@ def rss_kb(pid: int) -> int | None:
     return None
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """utime + stime of a process (/proc/<pid>/stat), seconds."""
+def _own_cpu_seconds(pid: int) -> float | None:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return None
+
+
+def rss_kb(pid: int) -> int | None:
+    """Resident set size of a process and its descendants (VmRSS, kB); None once the process is gone."""
+    own = _own_rss_kb(pid)
+    if own is None:
+        return None
+    return own + sum(v for v in (_own_rss_kb(p) for p in process_tree(pid)[1:]) if v is not None)
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """utime + stime of a process and its live descendants (/proc/<pid>/stat), seconds."""
+    own = _own_cpu_seconds(pid)
+    if own is None:
+        return None
+    return own + sum(v for v in (_own_cpu_seconds(p) for p in process_tree(pid)[1:]) if v is not None)
 
 
 def policy_params(items: list[str]) -> dict[str, object]:

@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     env["UAM_CACHE_DIR"] = str(workdir / "cache")
     env_before = machine_info()
 
-    rclpy.init()
+    rclpy.init(args=[])  # not sys.argv: its NAME:=VALUE items would read as remap rules
     node = rclpy.create_node("uam_soak_bench")
     t0 = [None]  # monotonic time of the first command
     counts = {"camera": [], "joints": []}  # reception times (s, system clock)

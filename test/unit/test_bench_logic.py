@@ -173,3 +173,28 @@ def test_policy_params_keep_their_types_and_reject_malformed_items():
         "inference_process": True, "control_priority": 50, "backend": "torch"}
     with pytest.raises(SystemExit, match="NAME:=VALUE"):
         common.policy_params(["inference_process=true"])
+
+
+def test_memory_and_cpu_of_a_node_include_its_children():
+    import subprocess
+    import sys
+
+    common = load("bench_common")
+    code = "import subprocess, sys, time; c = subprocess.Popen([sys.executable, '-c', " \
+           "'b = bytes([7]) * (64 << 20); import time; time.sleep(30)']); time.sleep(30)"
+    parent = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 20.0
+        while time.monotonic() < deadline and len(common.process_tree(parent.pid)) < 2:
+            time.sleep(0.1)
+        tree = common.process_tree(parent.pid)
+        assert len(tree) == 2 and tree[0] == parent.pid
+        time.sleep(1.0)  # let the child touch its 64 MiB
+        own = common._own_rss_kb(parent.pid)
+        assert common.rss_kb(parent.pid) >= own + 60 * 1024  # the child's 64 MiB counted
+        assert common.cpu_seconds(parent.pid) >= common._own_cpu_seconds(parent.pid)
+    finally:
+        for pid in common.process_tree(parent.pid)[::-1]:
+            subprocess.run(["kill", str(pid)], check=False)
+        parent.wait(10)
+    assert common.rss_kb(parent.pid) is None
