@@ -159,3 +159,18 @@ def test_lr_scale_names_must_be_modules(tmp_path, data):
     setup = build_stage(cfg, load_robot_config(cfg.robot), log=lambda m: None)
     with pytest.raises(TrainError, match="ventrl"):
         make_optimizer(setup.model, cfg)
+
+
+def test_model_overrides_are_checked_against_the_init_checkpoint(tmp_path, data):
+    # A ventral-pretrained checkpoint whose config has pointers (its dorsal is not trained yet, so the
+    # action stage may add the offsets). pointer_offsets alone would fail: no pointers by default.
+    base = train(tiny_config(tmp_path / "p", data, stage="ventral", max_steps=1, model={"pointer_points": 2},
+                             data={"val_fraction": 0.3}), quiet=True)
+    cfg = tiny_config(tmp_path / "o", data, max_steps=1, init_from=str(base.checkpoint), model={"pointer_offsets": True})
+    assert load_checkpoint(train(cfg, quiet=True).checkpoint).config.pointer_offsets is True
+    no_pointers = train(tiny_config(tmp_path / "n", data, stage="ventral", max_steps=1,
+                                    data={"val_fraction": 0.3}), quiet=True)
+    bad = tiny_config(tmp_path / "b", data, max_steps=1, init_from=str(no_pointers.checkpoint),
+                      model={"pointer_offsets": True})
+    with pytest.raises(TrainError, match="pointer_offsets needs pointer_points"):
+        build_stage(bad, load_robot_config(bad.robot), log=lambda m: None)

@@ -108,6 +108,8 @@ class TrainConfig:
                 raise FieldProblem(f"model.{name}", f"unknown UAMConfig field (known: {sorted(known)})")
             if name in DERIVED_MODEL_FIELDS:
                 raise FieldProblem(f"model.{name}", "is set from the robot's joint layout / the tokenizer")
+        if self.init_from:
+            return  # the model is the init checkpoint's config + these overrides: build_stage checks that
         try:
             UAMConfig(**self.model)
         except (TypeError, ValueError) as error:

@@ -196,6 +196,16 @@ def load_init_weights(model: nn.Module, init: LoadedCheckpoint) -> list[str]:
     return sorted(prefixes)
 
 
+def _model_config(fields: dict[str, Any], cfg: TrainConfig) -> UAMConfig:
+    """The init checkpoint's UAMConfig with cfg.model on top; a combination that does not hold together
+    (e.g. pointer_offsets on a model without pointers) is a TrainError naming both sources."""
+    try:
+        return UAMConfig(**fields)
+    except (TypeError, ValueError) as error:
+        source = f"{cfg.init_from}'s config + " if cfg.init_from else ""
+        raise TrainError(f"model = {source}model overrides {cfg.model}: {error}") from None
+
+
 def build_stage(cfg: TrainConfig, robot: Any, log=print) -> StageSetup:
     """Data, tokenizer, processor and model for cfg.stage (same on every rank: it is all seeded)."""
     joint_names = _joint_layout(robot)
@@ -213,7 +223,7 @@ def build_stage(cfg: TrainConfig, robot: Any, log=print) -> StageSetup:
         vl = VLData.load(cfg.data.train, image_size)
         tokenizer = init.processor.tokenizer if init else build_tokenizer(vl.texts())
         base["vocab_size"] = base["vocab_size"] if init else len(tokenizer)
-        config = UAMConfig(**base)
+        config = _model_config(base, cfg)
         train_ids, val_ids = vl.split_images(val_split, cfg.seed)
         val_data = VLData.load(cfg.data.val, image_size) if cfg.data.val else vl
         if cfg.data.val:
@@ -229,7 +239,7 @@ def build_stage(cfg: TrainConfig, robot: Any, log=print) -> StageSetup:
         store = EpisodeStore.load(cfg.data.train, image_size, split="train", joint_names=joint_names)
         tokenizer = init.processor.tokenizer if init else build_tokenizer(store.instructions)
         base["vocab_size"] = base["vocab_size"] if init else len(tokenizer)
-        config = UAMConfig(**base)
+        config = _model_config(base, cfg)
         train_ids, val_ids = store.split_episodes(val_split, cfg.seed)
         val_store = EpisodeStore.load(cfg.data.val, image_size, split="train", joint_names=joint_names) \
             if cfg.data.val else store
