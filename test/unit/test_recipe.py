@@ -37,6 +37,10 @@ def test_quick_recipe_trains_evaluates_and_installs_a_loadable_model(quick_run):
     for phase in preset["phases"]:
         assert f"| {phase['name']} |" in card
     assert "uam recipe --preset quick" in card
+    vqa = report["vqa"]  # the ventral phase's VQA vs the final model's, on held-out pairs
+    assert vqa["pairs"] == preset["vl_eval_pairs"] and 0.0 <= vqa["after"] <= 1.0
+    assert vqa["retention"] is None or abs(vqa["retention"] - vqa["after"] / vqa["before"]) < 1e-12
+    assert "retention" in card
 
 
 def test_quick_recipe_resumes_without_redoing_finished_phases(quick_run):

@@ -161,7 +161,8 @@ def vqa(checkpoint: Path, out: Path, vl_eval: Path, settings: Any) -> dict[str, 
     with Timer() as timer:
         result = vqa_accuracy(checkpoint, vl_eval, max_pairs=settings.max_vqa_pairs)
     result["wall_s"] = timer.wall_s
-    result["command"] = f"uam eval --checkpoint {checkpoint} --vl {vl_eval} --max-pairs {settings.max_vqa_pairs}"
+    limit = f" --max-pairs {settings.max_vqa_pairs}" if settings.max_vqa_pairs else ""
+    result["command"] = f"uam eval --checkpoint {checkpoint} --vl {vl_eval}{limit}"
     write_json(out, result)
     log(f"vqa {checkpoint.parent.name}: accuracy {result['accuracy']:.3f} on {result['pairs']} pairs "
         f"({timer.wall_s:.0f} s)")

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from uam_ros.train.pipeline import closed_loop, collect, log, train_stage, write_json
+from uam_ros.train.pipeline import closed_loop, collect, log, train_stage, vqa, write_json
 
 POINTER_MODEL = {"dorsal_stem": "conv", "position_init": "sincos", "pointer_points": 8, "pointer_loss_weight": 1.0}
 
@@ -54,6 +54,8 @@ class RecipePreset:
     robot: str = "franka_panda"
     episodes: dict[str, int] = field(default_factory=lambda: {"reach": 300})  # per task, seeds 0..n-1
     vl_pairs: int = 0  # ventral pretraining pairs (seed 0); 0: no VL data
+    vl_eval_pairs: int = 0  # held-out VL pairs (seed vl_eval_seed) for VQA before/after action training
+    vl_eval_seed: int = 90_000
     phases: tuple[Phase, ...] = ()
     model: dict[str, Any] = field(default_factory=lambda: dict(POINTER_MODEL))
     val_fraction: float = 0.05
@@ -64,7 +66,7 @@ class RecipePreset:
     device: str = "cpu"
     batch_size: int | None = None  # per phase instead (pipeline.train_stage reads these two fields)
     warmup_steps: int | None = None
-    max_vqa_pairs: int = 0
+    max_vqa_pairs: int | None = None  # pipeline.vqa: at most this many held-out pairs (None: all)
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -83,7 +85,7 @@ PRESETS = {
         phases=(Phase("reach", "action", 2500, 1e-3, 1e-4, 100, 32, ("reach",)),),
     ),
     "quick": RecipePreset(
-        "quick", episodes={"reach": 6, "press": 6}, vl_pairs=120, collect_workers=1, eval_episodes=2,
+        "quick", episodes={"reach": 6, "press": 6}, vl_pairs=120, vl_eval_pairs=24, collect_workers=1, eval_episodes=2,
         phases=(Phase("ventral", "ventral", 20, 1e-3, 1e-4, 5, 16),
                 Phase("reach", "action", 30, 1e-3, 1e-4, 5, 8, ("reach",)),
                 Phase("reach_press", "action", 20, 5e-4, 5e-5, 5, 8, ("reach", "press"))),
@@ -109,7 +111,11 @@ def run_recipe(preset: RecipePreset, work: Path, install: Path | None) -> dict[s
     if preset.vl_pairs:
         collect(data / "vl", preset, tasks=[], episodes=0, vl_pairs=preset.vl_pairs, seed=0,
                 timings=timings, name="collect_vl")
+    if preset.vl_eval_pairs:
+        collect(data / "vl_eval", preset, tasks=[], episodes=0, vl_pairs=preset.vl_eval_pairs,
+                seed=preset.vl_eval_seed, timings=timings, name="collect_vl_eval")
     init: Path | None = None
+    last_ventral: Path | None = None
     for phase in preset.phases:
         run_dir = work / phase.name
         sources = [data / "vl"] if phase.stage == "ventral" else [data / t for t in phase.tasks]
@@ -121,7 +127,16 @@ def run_recipe(preset: RecipePreset, work: Path, install: Path | None) -> dict[s
                        "init_from=" + (str(init) if init else "''"),
                        *([f"lr_scale={json.dumps(phase.lr_scale)}"] if phase.lr_scale else [])])
         timings[phase.name] = json.loads((run_dir / "timing.json").read_text()).get(phase.stage, {})
+        if phase.stage == "ventral":
+            last_ventral = init
     assert init is not None, "a recipe needs at least one phase"
+    retention = None
+    if preset.vl_eval_pairs and last_ventral is not None and last_ventral != init:
+        # The embodiment tax of this very model: its VLM's answers before and after action training.
+        before = vqa(last_ventral, work / "eval" / "vqa_before_action.json", data / "vl_eval", preset)
+        after = vqa(init, work / "eval" / "vqa_final.json", data / "vl_eval", preset)
+        retention = {"before": before["accuracy"], "after": after["accuracy"], "pairs": after["pairs"],
+                     "retention": after["accuracy"] / before["accuracy"] if before["accuracy"] > 0 else None}
     evaluation = {split: closed_loop(init, work / "eval" / f"closed_loop_{split}.json", split, preset)
                   for split in preset.eval_splits}
     report = {
@@ -137,6 +152,7 @@ def run_recipe(preset: RecipePreset, work: Path, install: Path | None) -> dict[s
                                 for v in r["tasks"].values() for e in v["episodes_detail"])}
                     for split, r in evaluation.items()},
         "inference_ms_median": evaluation[preset.eval_splits[0]].get("inference_ms_median"),
+        "vqa": retention,
         "wall_s_this_invocation": time.monotonic() - started,
     }
     write_json(work / "recipe_report.json", report)
@@ -208,6 +224,14 @@ def model_card(report: dict[str, Any], target: Path) -> str:
     lines += ["", "Failed episodes that ended nearest a distractor (wrong object) rather than the target: "
               + ", ".join(f"{split} {r['failures_nearest_a_distractor']}" for split, r in report["success"].items())
               + "."]
+    vqa_result = report.get("vqa")
+    if vqa_result:
+        ratio = vqa_result["retention"]
+        lines += ["", "## Ventral VQA before and after action training (the embodiment tax)", "",
+                  f"Exact-match accuracy on {vqa_result['pairs']} held-out vision-language pairs (seed "
+                  f"{preset['vl_eval_seed']}): {vqa_result['before']:.3f} after the ventral phases, "
+                  f"{vqa_result['after']:.3f} after action training: retention "
+                  + (f"**{ratio:.0%}**" if ratio is not None else "undefined (0 before)") + " (target >= 95 %)."]
     lines += [
         "",
         f"{preset['eval_episodes']} episodes per task and split. Median inference "
