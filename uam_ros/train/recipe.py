@@ -84,6 +84,7 @@ PRESETS = {
         # retention 83 %), E8 + pointer_offsets 19 % (E10); on 30 layouts: +1000 fine-tuning steps 33 %,
         # adding press 20 % reach.
         phases=(Phase("reach", "action", 1500, 1e-3, 1e-4, 100, 32, ("reach",)),),
+        eval_episodes=100,  # 30 per split put E3 at 47 %, 100 at 29 %: +-17 points is too coarse to rank runs
     ),
     "quick": RecipePreset(
         "quick", episodes={"reach": 6, "press": 6}, vl_pairs=120, vl_eval_pairs=24, collect_workers=1, eval_episodes=2,
