@@ -65,7 +65,7 @@ class SafetyFilter:
         vmax, amax = self.limits.velocity_max, self.limits.acceleration_max
         low, high, lower, upper = self.low, self.high, np.maximum, np.minimum
         out = np.empty_like(target)
-        prev_q = upper(lower(q_now.astype(np.float64), low), high)
+        prev_q = self.clamp_positions(q_now.astype(np.float64))
         prev_v = np.zeros(joints) if v_now is None else upper(lower(np.nan_to_num(v_now), -vmax), vmax)
         prev_t = 0.0
         segment_v = np.empty_like(target)

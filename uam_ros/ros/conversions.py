@@ -56,8 +56,7 @@ def trajectory_to_msg(command: TrajectoryCommand, frame_id: str = "") -> JointTr
         point = JointTrajectoryPoint()
         point.positions = float64_array(q)
         point.velocities = float64_array(v)
-        nanoseconds = int(round(t * 1e9))
-        point.time_from_start.sec, point.time_from_start.nanosec = divmod(nanoseconds, 1_000_000_000)
+        point.time_from_start = s_to_duration(t)
         points.append(point)
     msg.points = points
     return msg
