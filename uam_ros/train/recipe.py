@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
@@ -26,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from uam_ros.train import study_metrics
 from uam_ros.train.pipeline import closed_loop, collect, log, train_stage, vqa, write_json
 
 POINTER_MODEL = {"dorsal_stem": "conv", "position_init": "sincos", "pointer_points": 8, "pointer_loss_weight": 1.0}
@@ -137,8 +139,9 @@ def run_recipe(preset: RecipePreset, work: Path, install: Path | None) -> dict[s
         # The embodiment tax of this very model: its VLM's answers before and after action training.
         before = vqa(last_ventral, work / "eval" / "vqa_before_action.json", data / "vl_eval", preset)
         after = vqa(init, work / "eval" / "vqa_final.json", data / "vl_eval", preset)
+        ratio = study_metrics.retention(before["accuracy"], after["accuracy"])  # NaN when before is 0
         retention = {"before": before["accuracy"], "after": after["accuracy"], "pairs": after["pairs"],
-                     "retention": after["accuracy"] / before["accuracy"] if before["accuracy"] > 0 else None}
+                     "retention": ratio if math.isfinite(ratio) else None}
     evaluation = {split: closed_loop(init, work / "eval" / f"closed_loop_{split}.json", split, preset)
                   for split in preset.eval_splits}
     report = {
