@@ -50,6 +50,17 @@ def is_hold(msg: JointTrajectory) -> bool:
     return len(msg.points) == 1 and stamp_to_s(msg.header.stamp) == 0.0
 
 
+def sigterm_holds_and_exits_cleanly(node, client, arm: Arm, commands) -> None:
+    """SIGTERM while chunks flow: the node's last command is a hold at the measured position, and it
+    exits 0 without a traceback."""
+    commands.clear()
+    node.process.send_signal(signal.SIGTERM)
+    assert client.run(10.0, arm.joints(client), until=lambda: any(is_hold(m) for m in commands.messages))
+    assert node.stop(signal.SIGTERM) == 0, node.log()
+    np.testing.assert_allclose(commands.messages[-1].points[0].positions, arm.q[:7], atol=1e-9)
+    assert "shutdown: holding position" in node.log() and "Traceback" not in node.log()
+
+
 def check_jtc_valid(msg: JointTrajectory, robot, received_at_s: float):
     """The checks joint_trajectory_controller applies, plus our safety promises."""
     assert list(msg.joint_names) == list(robot.joints.names)
@@ -140,12 +151,7 @@ def test_enabled_node_rejects_bad_inputs_then_commands_valid_chunks_and_holds_on
         commands.clear()
         assert client.run(10.0, arm.joints(client), arm.image(client),
                           until=lambda: any(len(m.points) > 1 for m in commands.messages))
-        commands.clear()
-        node.process.send_signal(signal.SIGTERM)
-        assert client.run(10.0, arm.joints(client), until=lambda: any(is_hold(m) for m in commands.messages))
-        assert node.stop(signal.SIGTERM) == 0, node.log()
-        np.testing.assert_allclose(commands.messages[-1].points[0].positions, arm.q[:7], atol=1e-9)
-        assert "shutdown: holding position" in node.log() and "Traceback" not in node.log()
+        sigterm_holds_and_exits_cleanly(node, client, arm, commands)
     finally:
         node.stop()
 

@@ -13,7 +13,8 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from trajectory_msgs.msg import JointTrajectory
 
-from test_policy_node import Arm, check_jtc_valid, is_hold, last_diagnostic, start_policy
+from test_policy_node import (Arm, check_jtc_valid, is_hold, last_diagnostic, sigterm_holds_and_exits_cleanly,
+                              start_policy)
 
 
 def child_pid(node) -> int:
@@ -86,12 +87,7 @@ def test_sigterm_mid_chunk_holds_exits_zero_and_ends_the_child(tmp_path, client,
         assert client.run(90.0, arm.joints(client), arm.image(client),
                           until=lambda: any(len(m.points) > 1 for m in commands.messages)), node.log()[-3000:]
         pid = child_pid(node)
-        commands.clear()
-        node.process.send_signal(signal.SIGTERM)
-        assert client.run(10.0, arm.joints(client), until=lambda: any(is_hold(m) for m in commands.messages))
-        assert node.stop(signal.SIGTERM) == 0, node.log()
-        np.testing.assert_allclose(commands.messages[-1].points[0].positions, arm.q[:7], atol=1e-9)
-        assert "shutdown: holding position" in node.log() and "Traceback" not in node.log()
+        sigterm_holds_and_exits_cleanly(node, client, arm, commands)
         deadline = time.monotonic() + 5.0
         while not gone(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
