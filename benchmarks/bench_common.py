@@ -115,20 +115,22 @@ def _own_cpu_seconds(pid: int) -> float | None:
         return None
 
 
-def rss_kb(pid: int) -> int | None:
-    """Resident set size of a process and its descendants (VmRSS, kB); None once the process is gone."""
-    own = _own_rss_kb(pid)
+def _tree_total(pid: int, read):
+    """read(pid) summed over pid and its live descendants; None once pid itself is gone."""
+    own = read(pid)
     if own is None:
         return None
-    return own + sum(v for v in (_own_rss_kb(p) for p in process_tree(pid)[1:]) if v is not None)
+    return own + sum(v for v in (read(p) for p in process_tree(pid)[1:]) if v is not None)
+
+
+def rss_kb(pid: int) -> int | None:
+    """Resident set size of a process and its descendants (VmRSS, kB); None once the process is gone."""
+    return _tree_total(pid, _own_rss_kb)
 
 
 def cpu_seconds(pid: int) -> float | None:
     """utime + stime of a process and its live descendants (/proc/<pid>/stat), seconds."""
-    own = _own_cpu_seconds(pid)
-    if own is None:
-        return None
-    return own + sum(v for v in (_own_cpu_seconds(p) for p in process_tree(pid)[1:]) if v is not None)
+    return _tree_total(pid, _own_cpu_seconds)
 
 
 def policy_params(items: list[str]) -> dict[str, object]:
