@@ -162,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="soak")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    extra_params = policy_params(args.policy_param)  # a malformed item fails before any node starts
 
     env = private_ros_env()
     import rclpy
@@ -220,7 +221,6 @@ def main(argv: list[str] | None = None) -> int:
     node.create_subscription(JointTrajectory, robot.controller.trajectory_topic, on_trajectory, COMMAND_QOS)
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 50)
 
-    extra_params = policy_params(args.policy_param)
     sim = NodeProcess("uam_ros.ros.sim_node", {"robot": args.robot, "task": "reach", "camera_rate_hz": args.camera_hz,
                                                 "joint_state_rate_hz": args.joint_hz}, workdir / "uam_sim.log", env)
     policy = NodeProcess("uam_ros.ros.policy_node", {
@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         "config": {"robot": args.robot, "model": model, "backend": last.get("backend", args.backend),
                    "duration_s": args.duration, "warmup_s": args.warmup, "camera_hz": args.camera_hz,
                    "joint_hz": args.joint_hz, "control_rate_hz": robot.control.rate_hz, "sample_s": args.sample_s,
-                   "policy_params": policy_params(args.policy_param)},
+                   "policy_params": extra_params},
         "environment": {**env_before, "loadavg_before": env_before["loadavg"], "loadavg_after": env_after["loadavg"]},
         "ended": died or "duration reached", "exit_codes": codes,
         "deadlines": {
