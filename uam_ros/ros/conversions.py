@@ -38,7 +38,7 @@ def duration_to_s(duration: Duration) -> float:
     return duration.sec + duration.nanosec * 1e-9
 
 
-def float64_array(values: np.ndarray) -> array.array:
+def float64_array(values: np.ndarray | list[float]) -> array.array:
     """A float64[] message field's fast path: rosidl setters take an array('d') as is, where a list is
     checked element by element in Python (the bulk of building a trajectory message otherwise)."""
     out = array.array("d")
@@ -86,5 +86,5 @@ def image_msg_to_rgb(msg: Image) -> np.ndarray | None:
 
 def positions_msg(values: np.ndarray | list[float]) -> Float64MultiArray:
     msg = Float64MultiArray()
-    msg.data = float64_array(np.asarray(values, dtype=np.float64))
+    msg.data = float64_array(values)
     return msg
