@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from uam_ros.model.checkpoint import ensure_layout, load_checkpoint
+from uam_ros.model.checkpoint import load_checkpoint
 from uam_ros.model.processor import UAMProcessor
 from uam_ros.train.datasets import VLData, to_float_image
 from uam_ros.train.progress import Progress
@@ -123,60 +123,30 @@ def closed_loop_success(
     threads: torch CPU threads for inference. 1 by default: a batch-1 forward gains nothing from a
     second thread, and on a loaded 2-core machine the OpenMP spin-waits made it 100x slower (5 ms ->
     0.5-1.5 s measured here)."""
-    from uam_ros.control.robot_config import load_robot_config
     from uam_ros.sim.tasks import sample_episode
     from uam_ros.sim.world import SimWorld
     from uam_ros.train.collect import show_episode
+    from uam_ros.train.sim_policy import SimPolicy
 
     os.environ.setdefault("MUJOCO_GL", "egl")
     if threads:
         torch.set_num_threads(threads)
-    loaded = load_checkpoint(checkpoint, map_location=device)
-    model, processor = loaded.model, loaded.processor
-    robot_cfg = load_robot_config(robot or loaded.meta.get("robot_name") or "franka_panda")
-    joint_names = robot_cfg.action_joint_names
-    ensure_layout(loaded, joint_names)
-    n_steps = n_action_steps or robot_cfg.chunk.n_action_steps
-    camera = camera or loaded.meta.get("camera") or "scene"
-    height, width = loaded.meta.get("camera_size") or (robot_cfg.camera.height, robot_cfg.camera.width)
-    dt = 1.0 / robot_cfg.chunk.action_rate_hz
-    arm_dof = robot_cfg.arm_dof
-    config = loaded.config
+    policy = SimPolicy(checkpoint, robot, n_action_steps=n_action_steps, camera=camera, device=device)
 
     results: dict[str, Any] = {}
     bar = Progress(len(tasks) * episodes, f"eval {split}", unit="ep", enabled=progress)
     world = None
     start = time.monotonic()
-    inference_s: list[float] = []
     try:
         for task in tasks:
             outcomes = []
             for i in range(episodes):
                 spec = sample_episode(task, split, seed + i)
                 if world is None:
-                    world = SimWorld(robot_cfg, spec, wrist_camera=camera == "wrist")
+                    world = SimWorld(policy.robot, spec, wrist_camera=policy.wrist_camera)
                 show_episode(world, spec)
                 generator = torch.Generator().manual_seed(seed + i)
-                limit = max_steps or spec.max_steps
-                steps, success = 0, False
-                while steps < limit and not success:
-                    image = world.render(camera, width, height)
-                    _, q, _ = world.joint_state()
-                    inputs = {k: v.to(device) for k, v in processor.to_model_inputs(image, spec.instruction, q).items()}
-                    noise = torch.randn(1, config.chunk_size, config.action_dim, generator=generator).to(device)
-                    t0 = time.perf_counter()
-                    with torch.no_grad():
-                        actions_norm, _ = model(inputs["image"], inputs["tokens"], inputs["state"], noise)
-                    inference_s.append(time.perf_counter() - t0)
-                    for target in processor.actions_from_model(actions_norm)[:n_steps]:
-                        grip = float(target[arm_dof]) if robot_cfg.gripper else None
-                        world.move_to(target[:arm_dof], grip, dt)
-                        steps += 1
-                        if world.success():
-                            success = True
-                            break
-                        if steps >= limit:
-                            break
+                steps, success = policy.run(world, spec.instruction, generator, max_steps or spec.max_steps)
                 tcp = world.ee_position()
                 # Which object the tool ended nearest to: a failure next to a distractor is a
                 # grounding error (wrong object), one next to the target a precision error.
@@ -198,16 +168,16 @@ def closed_loop_success(
     total = sum(r["episodes"] for r in results.values())
     return {
         "checkpoint": str(checkpoint),
-        "stage": loaded.meta.get("stage"),
-        "kind": loaded.kind,
-        "robot": robot_cfg.name,
+        "stage": policy.loaded.meta.get("stage"),
+        "kind": policy.loaded.kind,
+        "robot": policy.robot.name,
         "split": split,
-        "n_action_steps": n_steps,
+        "n_action_steps": policy.n_action_steps,
         "seed": seed,
         "success_rate": sum(r["successes"] for r in results.values()) / max(1, total),
         "tasks": results,
         "wall_s": time.monotonic() - start,
-        "inference_ms_median": 1000 * float(np.median(inference_s)) if inference_s else None,
+        "inference_ms_median": 1000 * float(np.median(policy.inference_s)) if policy.inference_s else None,
     }
 
 

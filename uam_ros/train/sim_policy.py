@@ -1,0 +1,92 @@
+"""A checkpoint's policy acting in a SimWorld, the way the ROS loop runs it but in-process.
+
+One class for both users of the loop -- closed-loop evaluation (``uam eval``) and recovery-data
+collection (``uam collect --recovery-from``) -- so that the states a recovery episode starts from
+are exactly the states evaluation visits: the same observation (camera frame + joint state), the
+same noise per episode seed, the same n_action_steps executed per chunk.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from uam_ros.model.checkpoint import ensure_layout, load_checkpoint
+
+
+class SimPolicy:
+    """Observe -> infer one chunk -> execute its first ``n_action_steps`` targets, repeatedly."""
+
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        robot: str | None = None,
+        *,
+        n_action_steps: int | None = None,
+        camera: str | None = None,
+        device: str = "cpu",
+    ) -> None:
+        from uam_ros.control.robot_config import load_robot_config
+
+        self.checkpoint = str(checkpoint)
+        self.loaded = load_checkpoint(checkpoint, map_location=device)
+        self.model, self.processor = self.loaded.model, self.loaded.processor
+        self.model.eval()
+        self.robot = load_robot_config(robot or self.loaded.meta.get("robot_name") or "franka_panda")
+        ensure_layout(self.loaded, self.robot.action_joint_names)
+        self.n_action_steps = n_action_steps or self.robot.chunk.n_action_steps
+        if self.n_action_steps < 1:
+            raise ValueError(f"n_action_steps must be >= 1, got {self.n_action_steps}")
+        self.camera = camera or self.loaded.meta.get("camera") or "scene"
+        self.height, self.width = self.loaded.meta.get("camera_size") or (
+            self.robot.camera.height, self.robot.camera.width)
+        self.dt = 1.0 / self.robot.chunk.action_rate_hz
+        self.device = device
+        self.inference_s: list[float] = []  # every forward's wall time, for latency reports
+
+    @property
+    def wrist_camera(self) -> bool:
+        return self.camera == "wrist"
+
+    def chunk(self, world: Any, instruction: str, generator: torch.Generator) -> np.ndarray:
+        """The policy's chunk of joint targets (H, action_dim) for the world's current observation."""
+        config = self.loaded.config
+        image = world.render(self.camera, self.width, self.height)
+        _, q, _ = world.joint_state()
+        inputs = {k: v.to(self.device) for k, v in self.processor.to_model_inputs(image, instruction, q).items()}
+        noise = torch.randn(1, config.chunk_size, config.action_dim, generator=generator).to(self.device)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            actions_norm, _ = self.model(inputs["image"], inputs["tokens"], inputs["state"], noise)
+        self.inference_s.append(time.perf_counter() - t0)
+        return self.processor.actions_from_model(actions_norm)
+
+    def run(
+        self,
+        world: Any,
+        instruction: str,
+        generator: torch.Generator,
+        max_steps: int,
+        stop: Callable[[], bool] | None = None,
+    ) -> tuple[int, bool]:
+        """Act for up to ``max_steps`` action periods; returns (steps taken, stopped early).
+
+        ``stop`` (default: the task's success predicate) is checked after every executed target."""
+        stop = stop or world.success
+        arm_dof = self.robot.arm_dof
+        steps = 0
+        while steps < max_steps:
+            for target in self.chunk(world, instruction, generator)[: self.n_action_steps]:
+                grip = float(target[arm_dof]) if self.robot.gripper else None
+                world.move_to(target[:arm_dof], grip, self.dt)
+                steps += 1
+                if stop():
+                    return steps, True
+                if steps >= max_steps:
+                    break
+        return steps, False
