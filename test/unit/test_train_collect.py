@@ -8,7 +8,16 @@ import os
 import numpy as np
 import pytest
 
-from uam_ros.train.collect import SceneObject, add_arguments, pick_vl_pairs, run, vl_candidates
+from uam_ros.train.collect import (
+    EpisodeJob,
+    SceneObject,
+    add_arguments,
+    handoff_step,
+    pick_vl_pairs,
+    record_expert_episode,
+    run,
+    vl_candidates,
+)
 from uam_ros.train.dataset_format import DatasetReader
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -83,4 +92,46 @@ def test_bad_arguments_are_refused(tmp_path):
         run(_args("--out", str(tmp_path / "x"), "--workers", "0"))
     with pytest.raises(SystemExit, match="unknown task"):
         run(_args("--out", str(tmp_path / "x"), "--tasks", "juggle"))
+    with pytest.raises(SystemExit, match="--handoff needs 0 <= MIN <= MAX"):
+        run(_args("--out", str(tmp_path / "x"), "--handoff", "9", "3"))
+    with pytest.raises(SystemExit, match="no such checkpoint"):
+        run(_args("--out", str(tmp_path / "x"), "--recovery-from", str(tmp_path / "missing")))
     assert not (tmp_path / "x").exists()
+
+
+def test_handoff_steps_are_seeded_by_the_episode_and_cover_the_range():
+    steps = [handoff_step(seed, 4, 56) for seed in range(400)]
+    assert steps == [handoff_step(seed, 4, 56) for seed in range(400)]  # a re-run hands off identically
+    assert min(steps) == 4 and max(steps) == 56  # both ends reachable
+    assert len(set(steps)) > 40  # spread, not a constant
+    assert handoff_step(7, 9, 9) == 9
+
+
+def test_recovery_episode_starts_where_the_policy_left_the_arm():
+    """The expert takes over from the policy's state: the first recorded joint state is the one an
+    independent run of the same policy, seed and step count ends in -- not the home pose."""
+    import torch
+
+    from uam_ros.resources import models_dir
+    from uam_ros.sim.tasks import sample_episode
+    from uam_ros.sim.world import SimWorld
+    from uam_ros.train.sim_policy import SimPolicy
+
+    checkpoint = str(models_dir() / "default" / "franka_panda")
+    seed, handoff = 302, 12
+    job = EpisodeJob("franka_panda", "reach", "train", seed, "scene", (48, 48), None, checkpoint, handoff)
+    outcome = record_expert_episode(job)
+    assert outcome.success and not outcome.policy_succeeded
+    episode = outcome.episode
+    assert episode.info.handoff_step == handoff and episode.info.expert == "scripted recovery"
+    assert episode.info.handoff_policy == checkpoint
+    assert episode.time_s[0] == pytest.approx(handoff * 0.1, abs=1e-6)  # 10 Hz: the clock ran on
+
+    spec = sample_episode("reach", "train", seed)
+    world = SimWorld("franka_panda", spec)
+    home = world.joint_state()[1].copy()
+    policy = SimPolicy(checkpoint)
+    assert policy.run(world, spec.instruction, torch.Generator().manual_seed(seed), handoff) == (handoff, False)
+    np.testing.assert_allclose(episode.joint_positions[0], world.joint_state()[1], atol=1e-5)
+    assert np.abs(episode.joint_positions[0] - home).max() > 0.05  # the policy moved the arm
+    world.close()

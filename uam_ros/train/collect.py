@@ -3,6 +3,8 @@
     uam collect --robot franka_panda --tasks reach pick --episodes 20 --split train --out data/train
     uam collect --tasks reach --episodes 10 --split heldout --out data/heldout
     uam collect --tasks --episodes 0 --vl-pairs 3000 --out data/vl        # vision-language pairs only
+    uam collect --tasks reach --episodes 300 --seed 300 --recovery-from models/default/franka_panda \
+        --handoff 4 56 --out data/recovery                                  # recovery (DAgger-style) episodes
 
 Episode ``i`` of a task uses seed ``--seed + i`` in ``uam_ros.sim.tasks.sample_episode(task, split,
 seed)``; the expert runs at the robot's action rate (10 Hz), one camera frame, joint state and
@@ -17,6 +19,14 @@ Vision-language pairs (``--vl-pairs M``) are questions and captions about random
 rendered by the same camera: colours, shapes, counts, left/right, nearer/farther. Their scenes use
 *every* colour and shape, including the combinations and the ``cross`` shape that the train split
 of the action data never contains -- the ventral VLM learns about them, the action data does not.
+
+Recovery episodes (``--recovery-from CHECKPOINT``) put the expert where the *policy* goes: the
+policy acts for a seeded random number of steps in ``--handoff MIN MAX`` (exactly as ``uam eval``
+runs it; those steps are not recorded), then the scripted expert takes over from the state the
+policy left and is recorded as usual. Behaviour cloning only ever sees expert states, so a policy
+that drifts a few centimetres off them has no data on how to come back (covariate shift); these
+episodes are that data, labelled by the same expert. Episodes where the policy succeeds before the
+hand-off are not kept (nothing to recover from) and are counted separately.
 """
 
 from __future__ import annotations
@@ -75,6 +85,8 @@ class EpisodeJob:
     camera: str
     image_size: tuple[int, int]  # (height, width)
     max_steps: int | None
+    recovery_from: str | None = None  # checkpoint whose policy acts before the expert takes over
+    handoff: int = 0  # policy steps before the hand-off (recovery episodes only)
 
 
 @dataclass
@@ -85,6 +97,13 @@ class EpisodeOutcome:
     steps: int
     seconds: float
     episode: Episode | None  # only successful episodes are returned
+    policy_succeeded: bool = False  # recovery: the policy solved the task before the hand-off
+
+
+def handoff_step(seed: int, low: int, high: int) -> int:
+    """The recovery hand-off step of episode ``seed``: uniform in [low, high], seeded by the episode
+    alone, so a resumed or re-run collection hands off at the same step."""
+    return int(np.random.default_rng([seed, 0x4A11D0FF]).integers(low, high + 1))
 
 
 _WORLD = None  # one SimWorld per worker process, reused across episodes
@@ -103,11 +122,42 @@ def _world_for(job: EpisodeJob, episode_spec: Any) -> Any:
     return _WORLD
 
 
+_POLICY = None  # one SimPolicy per worker process (recovery episodes), reused across episodes
+
+
+def _policy_for(job: EpisodeJob) -> Any:
+    global _POLICY
+    import torch
+
+    from uam_ros.train.sim_policy import SimPolicy
+
+    if _POLICY is None or _POLICY.checkpoint != job.recovery_from:
+        torch.set_num_threads(1)  # batch-1 inference; workers already fill the cores
+        _POLICY = SimPolicy(job.recovery_from, job.robot, camera=job.camera)
+    return _POLICY
+
+
+def _policy_prefix(job: EpisodeJob, world: Any, spec: Any) -> bool:
+    """Let the policy act for ``job.handoff`` steps (seeded as ``uam eval`` seeds the episode);
+    True when it solved the task on its own before the hand-off."""
+    import torch
+
+    policy = _policy_for(job)
+    if world.cfg.name != policy.robot.name:
+        raise DatasetError(f"{job.recovery_from}: policy is for robot {policy.robot.name!r}, "
+                           f"the episodes for {world.cfg.name!r}")
+    generator = torch.Generator().manual_seed(job.seed)
+    _, solved = policy.run(world, spec.instruction, generator, job.handoff)
+    return solved
+
+
 def record_expert_episode(job: EpisodeJob) -> EpisodeOutcome:
     """Run the scripted expert on (task, split, seed) and record every 10 Hz step.
 
     The loop is ``uam_ros.sim.expert.run_expert_episode``'s (same stop rule), recording more per
-    step: the frame and joint state *before* the step and the target commanded in it.
+    step: the frame and joint state *before* the step and the target commanded in it. With
+    ``job.recovery_from`` the checkpoint's policy acts first (not recorded) and the expert starts
+    from wherever it left the arm; the step limit counts the policy's steps too.
     """
     from uam_ros.sim.expert import ScriptedExpert
     from uam_ros.sim.tasks import sample_episode
@@ -117,10 +167,17 @@ def record_expert_episode(job: EpisodeJob) -> EpisodeOutcome:
     world = _world_for(job, spec)
     if world.cfg.gripper is None:
         raise DatasetError(f"robot {job.robot!r} has no gripper; the scripted experts need one")
+    limit = job.max_steps if job.max_steps is not None else spec.max_steps
+    handoff = 0
+    if job.recovery_from:
+        handoff = min(job.handoff, limit - 1)
+        if _policy_prefix(job, world, spec):
+            return EpisodeOutcome(job.task, job.seed, False, handoff, time.monotonic() - start, None,
+                                  policy_succeeded=True)
+        limit -= handoff
     expert = ScriptedExpert(world)
     dt = 1.0 / world.cfg.chunk.action_rate_hz
     height, width = job.image_size
-    limit = job.max_steps if job.max_steps is not None else spec.max_steps
     rows: dict[str, list[np.ndarray]] = {k: [] for k in Episode.ARRAYS}
     success = False
     for _ in range(limit):
@@ -155,6 +212,9 @@ def record_expert_episode(job: EpisodeJob) -> EpisodeOutcome:
         ],
         target=spec.target,
         goal=spec.goal,
+        expert="scripted recovery" if job.recovery_from else "scripted",
+        handoff_step=handoff,
+        handoff_policy=str(job.recovery_from or ""),
     )
     episode = Episode(**{k: np.stack(v) for k, v in rows.items()}, info=info)
     return EpisodeOutcome(job.task, job.seed, True, steps, seconds, episode)
@@ -400,6 +460,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps", type=int, default=None, help="override every task's step limit")
     parser.add_argument("--vl-pairs", type=int, default=0,
                         help=f"vision-language pairs to generate ({VL_PAIRS_PER_SCENE} per rendered scene)")
+    parser.add_argument("--recovery-from", metavar="CHECKPOINT",
+                        help="recovery episodes: this checkpoint's policy acts first, the expert takes over")
+    parser.add_argument("--handoff", type=int, nargs=2, default=(4, 56), metavar=("MIN", "MAX"),
+                        help="with --recovery-from: policy steps before the hand-off, seeded uniform in [MIN, MAX]")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -420,6 +484,11 @@ def _check_args(args: argparse.Namespace) -> None:
         raise SystemExit(f"uam collect: --image-size must be >= 0, got {args.image_size}")
     if args.max_steps is not None and args.max_steps < 1:
         raise SystemExit(f"uam collect: --max-steps must be >= 1, got {args.max_steps}")
+    low, high = args.handoff
+    if not 0 <= low <= high:
+        raise SystemExit(f"uam collect: --handoff needs 0 <= MIN <= MAX, got {low} {high}")
+    if args.recovery_from and not Path(args.recovery_from).exists():
+        raise SystemExit(f"uam collect: --recovery-from {args.recovery_from}: no such checkpoint")
 
 
 def _pool(workers: int):
@@ -460,7 +529,9 @@ def run(args: argparse.Namespace) -> int:
         split=args.split,
         tasks=sorted(args.tasks),
         created=created_info(seed=args.seed),
-        notes="scripted-expert episodes; only successful ones are kept (failures listed)",
+        notes=("scripted-expert episodes; only successful ones are kept (failures listed)" if not args.recovery_from
+               else f"recovery episodes: {args.recovery_from}'s policy acts for {args.handoff[0]}-{args.handoff[1]} "
+                    "steps (not recorded), then the scripted expert; only successful ones are kept"),
     )
     try:
         writer = DatasetWriter(args.out, meta)
@@ -468,8 +539,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"uam collect: {error}", file=sys.stderr)
         return 2
 
+    recovery = str(args.recovery_from) if args.recovery_from else None
     jobs = [
-        EpisodeJob(str(args.robot), task, args.split, args.seed + i, args.camera, image_size, args.max_steps)
+        EpisodeJob(str(args.robot), task, args.split, args.seed + i, args.camera, image_size, args.max_steps,
+                   recovery, handoff_step(args.seed + i, *args.handoff) if recovery else 0)
         for task in args.tasks
         for i in range(args.episodes)
     ]
@@ -478,7 +551,7 @@ def run(args: argparse.Namespace) -> int:
     if skipped:
         print(f"uam collect: resuming, {skipped} of {len(jobs)} episodes already done", file=sys.stderr)
     bar = Progress(len(jobs), "collect", initial=skipped, unit="ep", enabled=not args.quiet)
-    kept = failed = 0
+    kept = failed = solved = 0
     seconds = []
     start = time.monotonic()
     try:
@@ -487,16 +560,19 @@ def run(args: argparse.Namespace) -> int:
             if outcome.success:
                 kept += 1
             else:
-                failed += 1
-                writer.record_failure(outcome.task, outcome.seed, outcome.steps)
+                solved += outcome.policy_succeeded
+                failed += not outcome.policy_succeeded
+                writer.record_failure(outcome.task, outcome.seed, outcome.steps,
+                                      "policy solved it before the hand-off" if outcome.policy_succeeded else "")
                 writer.finalize()  # failures are remembered even if the run is killed later
-            bar.update(1, kept=kept, failed=failed)
+            bar.update(1, kept=kept, failed=failed, **({"policy_solved": solved} if recovery else {}))
     finally:
         bar.close()
         final = writer.finalize()
     wall = time.monotonic() - start
     if todo:
-        print(f"uam collect: {kept} kept, {failed} failed in {wall:.1f} s "
+        policy_note = f", {solved} solved by the policy before the hand-off" if recovery else ""
+        print(f"uam collect: {kept} kept, {failed} failed{policy_note} in {wall:.1f} s "
               f"({np.mean(seconds):.2f} s per episode per worker); {final.num_episodes} episodes in {args.out}",
               file=sys.stderr)
 

@@ -206,6 +206,10 @@ class EpisodeInfo:
     target: str = ""
     goal: str | None = None
     expert: str = "scripted"
+    # Recovery episodes (`uam collect --recovery-from`): the policy acted for ``handoff_step`` steps
+    # (not recorded) before the expert took over from the state it left; 0 = an expert-only episode.
+    handoff_step: int = 0
+    handoff_policy: str = ""
 
 
 @dataclass
@@ -323,9 +327,10 @@ class DatasetWriter:
         save_episode(path, episode)
         return path
 
-    def record_failure(self, task: str, seed: int, steps: int) -> None:
+    def record_failure(self, task: str, seed: int, steps: int, reason: str = "") -> None:
         if not self.has_failure(task, seed):
-            self.meta.failures.append({"task": task, "seed": int(seed), "steps": int(steps)})
+            self.meta.failures.append({"task": task, "seed": int(seed), "steps": int(steps),
+                                       **({"reason": reason} if reason else {})})
 
     def write_vl(self, images: np.ndarray, pairs: Sequence[dict[str, Any]]) -> None:
         """Replace the dataset's vision-language pairs (written whole: they are generated in one go)."""
