@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 
@@ -117,8 +118,16 @@ def test_enabled_node_rejects_bad_inputs_then_commands_valid_chunks_and_holds_on
         assert commands.messages == [] and predicted.messages == []
 
         # 2. Good inputs: chunks arrive as valid trajectories, with predictions and the imagined future.
-        assert client.run(30.0, arm.joints(client), arm.image(client), until=lambda: len(commands.messages) >= 3)
+        assert client.run(30.0, arm.joints(client), arm.image(client),
+                          until=lambda: sum(not is_hold(m) for m in commands.messages) >= 3)
         for msg, at in zip(commands.messages, commands.times):
+            if is_hold(msg):
+                # A host stalled long enough for an input to go stale (seen once on a loaded CI VM):
+                # the node must have held at the measured pose, at rest, and said why.
+                np.testing.assert_allclose(msg.points[0].positions, arm.q[:7], atol=1e-9)
+                assert not any(msg.points[0].velocities)
+                assert re.search(r"holding: stale_\w+: .*\[hold sent\]", node.log()), node.log()
+                continue
             check_jtc_valid(msg, panda, client.now_s() - (time.monotonic() - at))
         assert client.run(5.0, arm.joints(client), arm.image(client), until=lambda: future.messages and gripper.messages)
         assert predicted.messages and len(predicted.messages[0].points) > 1

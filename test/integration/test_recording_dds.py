@@ -50,8 +50,16 @@ def test_record_in_node_and_outside_then_replay_reproduces_every_chunk(tmp_path,
         commands = client.record(JointTrajectory, panda.controller.trajectory_topic)
         assert client.run(60.0, joints, image, until=lambda: len(commands.messages) >= 1), node.log()
         assert "recording" in (tmp_path / "record.log").read_text()
+        sent_in_window = {"image": 0, "joint_states": 0}
+
+        def counted(role, publish):
+            def call():
+                sent_in_window[role] += 1
+                publish()
+            return call
+
         start = time.monotonic()
-        client.run(3.0, joints, image)
+        client.run(3.0, counted("joint_states", joints), counted("image", image))
         recorded_s = time.monotonic() - start
         assert node.stop(signal.SIGINT) == 0, node.log()
         recorder.send_signal(signal.SIGINT)
@@ -69,7 +77,11 @@ def test_record_in_node_and_outside_then_replay_reproduces_every_chunk(tmp_path,
     counts = {role: len(mine.on(mine.role_topic(role))) for role in
               ("image", "joint_states", "instruction", "command", "predicted_trajectory", "gripper_command",
                "diagnostics", "observation", "chunk")}
-    assert counts["image"] >= 12 * recorded_s and counts["joint_states"] >= 60 * recorded_s, counts
+    # Floors relative to what the client really sent in the 3 s window (a loaded host publishes less
+    # than the 15/100 Hz asked); the file also holds everything before the window.
+    floor = {role: 0.7 * n for role, n in sent_in_window.items()}
+    assert sent_in_window["image"] >= 5 and sent_in_window["joint_states"] >= 30, sent_in_window
+    assert counts["image"] >= floor["image"] and counts["joint_states"] >= floor["joint_states"], (counts, sent_in_window)
     assert counts["instruction"] == 1 and decode(mine.on(mine.role_topic("instruction"))[0]).data == INSTRUCTION
     assert counts["diagnostics"] >= 2 * recorded_s, counts
     assert counts["observation"] >= 5 and counts["chunk"] >= counts["observation"] - 1, counts
@@ -83,7 +95,7 @@ def test_record_in_node_and_outside_then_replay_reproduces_every_chunk(tmp_path,
     assert theirs.complete, theirs.problem
     seen = {role: len(theirs.on(theirs.role_topic(role))) for role in
             ("image", "joint_states", "instruction", "command", "predicted_trajectory", "diagnostics")}
-    assert seen["image"] >= 12 * recorded_s and seen["joint_states"] >= 60 * recorded_s, seen
+    assert seen["image"] >= floor["image"] and seen["joint_states"] >= floor["joint_states"], (seen, sent_in_window)
     assert seen["instruction"] == 1 and seen["command"] >= 5 and seen["diagnostics"] >= 2 * recorded_s, seen
     sent = [decode(m) for m in mine.on(mine.role_topic("command"))]
     received = [decode(m) for m in theirs.on(theirs.role_topic("command"))]
