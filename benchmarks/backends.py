@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_common import cpu_model  # noqa: E402
+from bench_common import cpu_model, save_figure  # noqa: E402
 from uam_ros.runtime.policy import Observation  # noqa: E402
 from uam_ros.runtime.torch_backend import default_thread_count  # noqa: E402
 
@@ -160,11 +160,8 @@ def plot(results: dict, path: Path) -> None:
     right.tick_params(axis="x", rotation=15)
     right.grid(axis="y", alpha=0.3)
     env = results["environment"]
-    fig.suptitle(f"UAM backends, {results['model']['description']}: {env['cpu_count']} CPU cores "
-                 f"({env['cpu_model']}), {env['threads']} inference thread(s), {env['gpu'] or 'no GPU'}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, f"UAM backends, {results['model']['description']}: {env['cpu_count']} CPU cores "
+                f"({env['cpu_model']}), {env['threads']} inference thread(s), {env['gpu'] or 'no GPU'}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,10 +1,12 @@
-"""Shared helpers of the benchmarks: machine description, a seeded checkpoint, statistics, /proc.
+"""Shared helpers of the benchmarks: machine description, a seeded checkpoint, statistics, /proc,
+the command line and the figure ending.
 
-Pure Python + numpy at import time (no rclpy, no torch), so the unit tests can import it.
+Pure Python + numpy at import time (no rclpy, no torch, no matplotlib), so the unit tests can import it.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import random
@@ -40,6 +42,36 @@ def machine_info() -> dict:
     except ImportError:
         pass
     return info
+
+
+def bench_parser(doc: str) -> argparse.ArgumentParser:
+    """The benchmarks' parser: the docstring's first paragraph as description, the rest (verbatim) as
+    epilog; a docstring of one paragraph gets no epilog."""
+    description, sep, rest = doc.partition("\n\n")
+    return argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                   epilog=rest if sep else None)
+
+
+def machine_summary(env: dict, nice: bool = False) -> str:
+    """"N cores (CPU model), load before->after" of a result's environment (with ", nice N" if nice)."""
+    text = (f"{env['cpu_count']} cores ({env['cpu_model']}), "
+            f"load {env['loadavg_before'][0]:.1f}->{env['loadavg_after'][0]:.1f}")
+    return text + (f", nice {env['nice']}" if nice else "")
+
+
+def save_figure(fig, path, title: str | None, *, dpi: int = 110, rect=None) -> None:
+    """The figures' ending: title as suptitle (fontsize 9; None: none), tight layout (within rect if
+    given), saved to path, closed."""
+    import matplotlib.pyplot as plt
+
+    if title is not None:
+        fig.suptitle(title, fontsize=9)
+    if rect is None:
+        fig.tight_layout()
+    else:
+        fig.tight_layout(rect=rect)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
 
 
 def stats_ms(values_s) -> dict[str, float]:

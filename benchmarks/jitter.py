@@ -25,7 +25,6 @@ Writes results/<name>.json (default jitter) and results/<name>.png.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -39,8 +38,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_common import (RESULTS, NodeProcess, cpu_seconds, machine_info, make_checkpoint,  # noqa: E402
-                          private_ros_env, timestamp)
+from bench_common import (RESULTS, NodeProcess, bench_parser, cpu_seconds, machine_info, make_checkpoint,  # noqa: E402
+                          private_ros_env, save_figure, timestamp)
 
 WINDOW_S = 10.5  # the node's 1000-tick window at 100 Hz, plus the 0.5 s diagnostics period
 # name -> (inference_process, uses control_priority, executor)
@@ -71,9 +70,7 @@ def summarise(windows: list[dict]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser = bench_parser(__doc__)
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--inference-process", dest="inference_process", action="store_true",
                         help="shorthand: only the process worker configurations")
@@ -289,12 +286,9 @@ def plot(result: dict, path: Path) -> None:
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=8, frameon=False)
     env, method = result["environment"], result["method"]
-    fig.suptitle(f"uam_policy control timer at 100 Hz ({method['backend']}): {env['cpu_count']} cores, load "
-                 f"{env['loadavg_before'][0]:.1f} -> {env['loadavg_after'][0]:.1f}, nice {env['nice']}, "
-                 f"{method['rounds']} rounds", fontsize=9)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, f"uam_policy control timer at 100 Hz ({method['backend']}): {env['cpu_count']} cores, load "
+                f"{env['loadavg_before'][0]:.1f} -> {env['loadavg_after'][0]:.1f}, nice {env['nice']}, "
+                f"{method['rounds']} rounds", dpi=120, rect=(0, 0.06, 1, 1))
 
 
 if __name__ == "__main__":

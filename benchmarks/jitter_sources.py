@@ -39,7 +39,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_common import RESULTS, machine_info, make_checkpoint, period_errors_s, stats_ms, timestamp  # noqa: E402
+from bench_common import (RESULTS, bench_parser, machine_info, machine_summary, make_checkpoint,  # noqa: E402
+                          period_errors_s, save_figure, stats_ms, timestamp)
 
 PERIOD_S = 0.01
 # name -> (timer, load, switch interval s or 0 = default, fifo priority or 0)
@@ -215,17 +216,13 @@ def plot(result: dict, path: Path) -> None:
     ax.set_yscale("symlog", linthresh=0.1)
     ax.set_ylim(0.0, top * 4.0)
     env = result["environment"]
-    ax.set_title(f"100 Hz timer jitter by source: {env['cpu_count']} cores ({env['cpu_model']}), load "
-                 f"{env['loadavg_before'][0]:.1f}->{env['loadavg_after'][0]:.1f}, nice {env['nice']}", fontsize=9)
+    ax.set_title(f"100 Hz timer jitter by source: {machine_summary(env, nice=True)}", fontsize=9)
     ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, None)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    parser = bench_parser(__doc__)
     parser.add_argument("--seconds", type=float, default=8.0, help="per configuration per round")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))

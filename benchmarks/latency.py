@@ -36,7 +36,6 @@ system clock (no use_sim_time). Writes results/<name>.json and <name>.png.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -49,8 +48,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_common import (RESULTS, NodeProcess, machine_info, make_checkpoint, private_ros_env,  # noqa: E402
-                          stats_ms, timestamp)
+from bench_common import (RESULTS, NodeProcess, bench_parser, machine_info, machine_summary,  # noqa: E402
+                          make_checkpoint, private_ros_env, save_figure, stats_ms, timestamp)
 
 COMPONENTS = ("camera_to_node", "queue_wait", "inference", "wait_for_tick", "tick_publish", "transport")
 # camera_to_node split at the DDS source timestamp of the frame (when the camera driver published it)
@@ -140,18 +139,13 @@ def plot(result: dict, path: Path) -> None:
     right.set_ylabel("ms")
     right.legend(fontsize=7, loc="upper left")
     env = result["environment"]
-    fig.suptitle(f"uam_sim -> uam_policy ({result['config']['backend']}) -> command, over DDS: {env['cpu_count']} cores "
-                 f"({env['cpu_model']}), load {env['loadavg_before'][0]:.1f}->{env['loadavg_after'][0]:.1f}, "
-                 f"camera {result['config']['camera_hz']:g} Hz, joints {result['config']['joint_hz']:g} Hz", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, f"uam_sim -> uam_policy ({result['config']['backend']}) -> command, over DDS: "
+                f"{machine_summary(env)}, camera {result['config']['camera_hz']:g} Hz, "
+                f"joints {result['config']['joint_hz']:g} Hz")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser = bench_parser(__doc__)
     parser.add_argument("--robot", default="franka_panda")
     parser.add_argument("--model", default="", help="checkpoint dir or expert://<task> (default: seeded untrained)")
     parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime", "tensorrt"))

@@ -36,7 +36,6 @@ the chunk ticks splits the chunk tick into its parts. Writes results/<name>.json
 
 from __future__ import annotations
 
-import argparse
 import cProfile
 import json
 import os
@@ -51,7 +50,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_common import RESULTS, machine_info, make_checkpoint, private_ros_env, stats_ms, timestamp  # noqa: E402
+from bench_common import (RESULTS, bench_parser, machine_info, machine_summary, make_checkpoint,  # noqa: E402
+                          private_ros_env, save_figure, stats_ms, timestamp)
 
 OPS = ("joint_state", "camera_frame", "tick_wait", "tick_submit", "tick_chunk", "tick_idle", "timer_dispatch")
 EXECUTOR_OPS = ("joint_state", "camera_frame", "timer_dispatch")  # what depends on the executor
@@ -171,18 +171,12 @@ def plot(result: dict, path: Path) -> None:
     right.set_ylim(0, max(bar.get_height() for bars in groups for bar in bars) * 2.0)
     right.legend(fontsize=6.5, loc="upper left")
     env = result["environment"]
-    fig.suptitle(f"uam_policy overhead around inference: {env['cpu_count']} cores ({env['cpu_model']}), load "
-                 f"{env['loadavg_before'][0]:.1f}->{env['loadavg_after'][0]:.1f}, nice {env['nice']}, "
-                 f"{result['config']['threads']} inference thread(s)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, f"uam_policy overhead around inference: {machine_summary(env, nice=True)}, "
+                f"{result['config']['threads']} inference thread(s)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser = bench_parser(__doc__)
     parser.add_argument("--robot", default="franka_panda")
     parser.add_argument("--model", default="", help="checkpoint directory (default: seeded untrained default UAMConfig)")
     parser.add_argument("--backends", nargs="*", default=["torch", "onnxruntime"], choices=("torch", "onnxruntime"))

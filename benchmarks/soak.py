@@ -24,7 +24,6 @@ Targets: no missed deadline, RSS growth < 5 %. Writes results/<name>.json and <n
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -37,8 +36,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_common import (RESULTS, NodeProcess, cpu_seconds, machine_info, make_checkpoint, policy_params,  # noqa: E402
-                          private_ros_env, rss_kb, timestamp)
+from bench_common import (RESULTS, NodeProcess, bench_parser, cpu_seconds, machine_info, machine_summary,  # noqa: E402
+                          make_checkpoint, policy_params, private_ros_env, rss_kb, save_figure, timestamp)
 
 LIMIT_TOLERANCE = 1e-6
 
@@ -137,18 +136,12 @@ def plot(result: dict, series: dict, path: Path) -> None:
     ax.legend(fontsize=7)
     env = result["environment"]
     c = result["config"]
-    fig.suptitle(f"soak {c['duration_s']:.0f} s: uam_sim ({c['camera_hz']:g} Hz camera, {c['joint_hz']:g} Hz joints) + "
-                 f"uam_policy ({c['backend']}); {env['cpu_count']} cores ({env['cpu_model']}), load "
-                 f"{env['loadavg_before'][0]:.1f}->{env['loadavg_after'][0]:.1f}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, f"soak {c['duration_s']:.0f} s: uam_sim ({c['camera_hz']:g} Hz camera, {c['joint_hz']:g} Hz "
+                f"joints) + uam_policy ({c['backend']}); {machine_summary(env)}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser = bench_parser(__doc__)
     parser.add_argument("--robot", default="franka_panda")
     parser.add_argument("--model", default="", help="checkpoint dir or expert://reach (default: seeded untrained)")
     parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime", "tensorrt"))
