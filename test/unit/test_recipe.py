@@ -43,6 +43,30 @@ def test_quick_recipe_trains_evaluates_and_installs_a_loadable_model(quick_run):
     assert "retention" in card
 
 
+def test_quick_recipe_recovery_phase_collects_from_the_previous_policy_and_aggregates(quick_run):
+    """DAgger-style phase: recovery episodes start where the previous phase's policy left the arm,
+    and every later phase trains on them beside the expert episodes."""
+    import yaml
+
+    from uam_ros.train.dataset_format import DatasetReader
+
+    root, report = quick_run
+    work = root / "work"
+    recovery = work / "data" / "recovery_reach_recovery_reach"
+    episodes = list(DatasetReader(recovery).episodes())
+    assert episodes, "no recovery episode kept"
+    for episode in episodes:
+        assert 2 <= episode.info.handoff_step <= 8 and episode.info.expert == "scripted recovery"
+        assert episode.info.handoff_policy == str(work / "reach" / "action" / "checkpoint")
+        assert episode.time_s[0] > 0.1  # the clock ran through the policy's steps first
+    for phase in ("reach_recovery", "reach_press"):
+        trained_on = yaml.safe_load((work / phase / "action" / "train_config.yaml").read_text())["data"]["train"]
+        assert str(recovery) in trained_on, (phase, trained_on)
+    assert str(recovery) not in yaml.safe_load(
+        (work / "reach" / "action" / "train_config.yaml").read_text())["data"]["train"]
+    assert "Recovery episodes" in (root / "installed" / "MODEL_CARD.md").read_text()
+
+
 def test_quick_recipe_resumes_without_redoing_finished_phases(quick_run):
     from uam_ros.train.recipe import PRESETS, run_recipe
 

@@ -581,7 +581,10 @@ def run(args: argparse.Namespace) -> int:
 
     per_task = {t: sum(1 for p in Path(args.out).glob(f"episode_{t}_*.npz")) for t in args.tasks}
     empty = [t for t, n in per_task.items() if n == 0 and args.episodes > 0]
-    if empty:
+    if empty and recovery and solved:
+        print(f"uam collect: no recovery episode for {empty}: the policy solved them before the hand-off",
+              file=sys.stderr)
+    elif empty:
         print(f"uam collect: no successful episode for {empty}", file=sys.stderr)
         return 1
     return 0

@@ -86,8 +86,10 @@ def timing(run_dir: Path, stage: str) -> dict[str, Any]:
 
 
 def collect(out: Path, settings: Any, *, tasks: list[str], episodes: int, vl_pairs: int, seed: int,
-            timings: dict[str, Any], name: str) -> None:
-    """`uam collect` (resumable itself); skipped when a previous invocation finished."""
+            timings: dict[str, Any], name: str, recovery_from: Path | None = None,
+            handoff: tuple[int, int] | None = None) -> None:
+    """`uam collect` (resumable itself); skipped when a previous invocation finished. With
+    ``recovery_from``: recovery episodes (that checkpoint's policy first, then the expert)."""
     from uam_ros.train import collect as collect_mod
 
     marker = out / STAGE_DONE
@@ -97,6 +99,10 @@ def collect(out: Path, settings: Any, *, tasks: list[str], episodes: int, vl_pai
     argv = ["--robot", settings.robot, "--tasks", *tasks, "--episodes", str(episodes), "--split", "train",
             "--out", str(out), "--workers", str(settings.collect_workers), "--seed", str(seed),
             "--vl-pairs", str(vl_pairs)]
+    if recovery_from is not None:
+        argv += ["--recovery-from", str(recovery_from)]
+        if handoff is not None:
+            argv += ["--handoff", str(handoff[0]), str(handoff[1])]
     parser = argparse.ArgumentParser()
     collect_mod.add_arguments(parser)
     log(f"collect {name}: uam collect {shlex.join(argv)}")

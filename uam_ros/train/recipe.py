@@ -48,6 +48,12 @@ class Phase:
     batch_size: int
     tasks: tuple[str, ...] = ()
     lr_scale: dict[str, float] = field(default_factory=dict)  # TrainConfig.lr_scale, e.g. {"ventral": 0.1}
+    # DAgger-style: before this phase, collect this many recovery episodes per task with the previous
+    # phase's policy (`uam collect --recovery-from`, seeds recovery_seed..); this phase and every later
+    # action phase train on them beside the expert episodes.
+    recovery_episodes: int = 0
+    recovery_seed: int = 0
+    handoff: tuple[int, int] = (4, 56)
 
 
 @dataclass
@@ -92,6 +98,8 @@ PRESETS = {
         "quick", episodes={"reach": 6, "press": 6}, vl_pairs=120, vl_eval_pairs=24, collect_workers=1, eval_episodes=2,
         phases=(Phase("ventral", "ventral", 20, 1e-3, 1e-4, 5, 16),
                 Phase("reach", "action", 30, 1e-3, 1e-4, 5, 8, ("reach",)),
+                Phase("reach_recovery", "action", 10, 5e-4, 5e-5, 2, 8, ("reach",),
+                      recovery_episodes=3, recovery_seed=1000, handoff=(2, 8)),
                 Phase("reach_press", "action", 20, 5e-4, 5e-5, 5, 8, ("reach", "press"))),
         model={**POINTER_MODEL, "image_size": 64, "patch_size": 8, "d_model": 64, "mlp_ratio": 2, "chunk_size": 8},
         val_fraction=0.2,
@@ -120,9 +128,22 @@ def run_recipe(preset: RecipePreset, work: Path, install: Path | None) -> dict[s
                 seed=preset.vl_eval_seed, timings=timings, name="collect_vl_eval")
     init: Path | None = None
     last_ventral: Path | None = None
+    recovery: dict[str, list[Path]] = {}  # task -> recovery datasets so far (aggregated, as DAgger does)
+    previous_stage = ""
     for phase in preset.phases:
         run_dir = work / phase.name
-        sources = [data / "vl"] if phase.stage == "ventral" else [data / t for t in phase.tasks]
+        if phase.recovery_episodes:
+            if init is None or previous_stage != "action":
+                raise SystemExit(f"recipe phase {phase.name!r}: recovery episodes need a previous action phase's "
+                                 "policy")
+            for task in phase.tasks:
+                out = data / f"recovery_{phase.name}_{task}"
+                collect(out, preset, tasks=[task], episodes=phase.recovery_episodes, vl_pairs=0,
+                        seed=phase.recovery_seed, timings=timings, name=f"collect_recovery_{phase.name}_{task}",
+                        recovery_from=init, handoff=phase.handoff)
+                recovery.setdefault(task, []).append(out)
+        sources = [data / "vl"] if phase.stage == "ventral" else \
+            [data / t for t in phase.tasks] + [r for t in phase.tasks for r in recovery.get(t, [])]
         init = train_stage(
             phase.stage, run_dir / phase.stage, run_dir, preset, data=sources, seed=0, init_from=init,
             steps=phase.steps,
@@ -133,6 +154,7 @@ def run_recipe(preset: RecipePreset, work: Path, install: Path | None) -> dict[s
         timings[phase.name] = json.loads((run_dir / "timing.json").read_text()).get(phase.stage, {})
         if phase.stage == "ventral":
             last_ventral = init
+        previous_stage = phase.stage
     assert init is not None, "a recipe needs at least one phase"
     retention = None
     if preset.vl_eval_pairs and last_ventral is not None and last_ventral != init:
@@ -202,6 +224,16 @@ def model_card(report: dict[str, Any], target: Path) -> str:
         + ", ".join(f"{task} {n}" for task, n in preset["episodes"].items())
         + (f"; {preset['vl_pairs']} vision-language pairs for the ventral phase." if preset["vl_pairs"] else
            "; action data only (no VL data)."),
+    ]
+    recovery_phases = [p for p in preset["phases"] if p.get("recovery_episodes")]
+    if recovery_phases:
+        lines += ["", "Recovery episodes (DAgger-style, `uam collect --recovery-from`): the previous phase's policy "
+                  "acts for a seeded random number of steps, then the scripted expert takes over from that state "
+                  "and is recorded. " + "; ".join(
+                      f"before phase {p['name']}: {p['recovery_episodes']} per task, seeds {p['recovery_seed']}+, "
+                      f"hand-off after {p['handoff'][0]}-{p['handoff'][1]} steps" for p in recovery_phases)
+                  + ". Later phases train on all recovery data collected so far."]
+    lines += [
         "",
         "## Training (action phases end to end: every weight trained, no freezing, no stop-gradient)",
         "",
