@@ -341,6 +341,40 @@ def test_uam_loss_adds_the_point_term_only_when_weighted():
         tiny_config(pointer_loss_weight=1.0)
 
 
+def test_goal_point_term_supervises_pointer_one_only_when_weighted():
+    from uam_ros.model.uam import pointer_terms
+
+    points = torch.zeros(2, 3, 2, requires_grad=True)
+    pointer_terms(points, torch.tensor([[0.5, -0.5], [0.2, 0.1]]), index=1).backward()
+    assert points.grad[:, 1].abs().sum() > 0
+    assert points.grad[:, 0].abs().sum() == 0 and points.grad[:, 2].abs().sum() == 0
+
+    config = tiny_config(pointer_points=2, pointer_loss_weight=0.5, goal_pointer_weight=2.0)
+    torch.manual_seed(0)
+    model = build_model(config, "uam").train()
+    inputs = make_inputs(config, batch=2, seed=6)
+    batch = {
+        **inputs,
+        "actions": torch.randn(2, config.chunk_size, config.action_dim),
+        "future_image": torch.rand(2, 3, config.image_size, config.image_size),
+        "future_point": torch.tensor([[0.5, 0.5], [-0.5, 0.2]]),
+        "future_point_valid": torch.tensor([True, True]),
+        "goal_point": torch.tensor([[-0.7, 0.1], [0.3, -0.9]]),
+        "goal_point_valid": torch.tensor([True, False]),
+    }
+    losses = model.loss(batch)
+    expected = (losses["action_loss"] + losses["dynamics_loss"] * config.dynamics_loss_weight
+                + 0.5 * losses["point_loss"] + 2.0 * losses["goal_point_loss"])
+    torch.testing.assert_close(losses["loss"], expected)
+    assert losses["goal_point_loss"].item() > 0
+    without = build_model(tiny_config(pointer_points=2, pointer_loss_weight=0.5), "uam").train().loss(batch)
+    assert "goal_point_loss" not in without
+    with pytest.raises(ValueError, match="pointer_points >= 2"):
+        tiny_config(pointer_points=1, goal_pointer_weight=1.0)
+    with pytest.raises(ValueError, match="goal_pointer_weight"):
+        tiny_config(pointer_points=2, goal_pointer_weight=-1.0)
+
+
 def test_pointer_offsets_start_neutral_and_reach_inside_a_patch():
     from uam_ros.model.layers import SpatialPointer
 

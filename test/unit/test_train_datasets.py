@@ -127,6 +127,11 @@ def test_future_point_is_the_chunks_last_target(data_dir):
         sample = dataset[t]
         np.testing.assert_allclose(sample["future_point"].numpy(), points[start + last])
         assert bool(sample["future_point_valid"]) == bool(valid[start + last])
+    # The goal point is the episode's last target for every sample of the episode.
+    end = start + int(store.lengths[1]) - 1
+    for t in range(int(store.lengths[1])):
+        np.testing.assert_allclose(dataset[t]["goal_point"].numpy(), points[end])
+        assert bool(dataset[t]["goal_point_valid"]) == bool(valid[end])
 
 
 def test_tool_image_points_land_where_the_camera_sees_the_tool():

@@ -55,6 +55,11 @@ class UAMConfig:
     pointer_loss_weight: float = 0.0
     """Weight of the dorsal's future end-effector point loss: pointer 0 is trained to point at where
     the tool will be in the image at the end of the chunk (needs pointer_points >= 1)."""
+    goal_pointer_weight: float = 0.0
+    """Weight of the goal-point loss: pointer 1 is trained to point at where the tool is at the END of
+    the episode (needs pointer_points >= 2). Why: pointer 0 looks 1.6 s ahead, so at the start of a
+    reach it points mid-way; the episode's end point is where the named object is -- grounding taught
+    by the action data itself (forward kinematics of the episode's last target), no extra labels."""
     pointer_offsets: bool = False
     """Each pointer also regresses a sub-patch offset per patch (the point is the softmax-weighted mean
     of patch centre + offset). Why: with 12 px patches a patch spans ~8 cm of table, and a soft-argmax
@@ -127,6 +132,11 @@ class UAMConfig:
             raise ValueError(f"UAMConfig.pointer_loss_weight must be finite and >= 0, got {pw!r}")
         if pw > 0 and self.pointer_points < 1:
             raise ValueError("UAMConfig.pointer_loss_weight > 0 needs pointer_points >= 1")
+        gw = self.goal_pointer_weight
+        if not isinstance(gw, (int, float)) or not math.isfinite(gw) or gw < 0:
+            raise ValueError(f"UAMConfig.goal_pointer_weight must be finite and >= 0, got {gw!r}")
+        if gw > 0 and self.pointer_points < 2:
+            raise ValueError("UAMConfig.goal_pointer_weight > 0 needs pointer_points >= 2 (pointer 1 is the goal)")
         if not isinstance(self.pointer_offsets, bool):
             raise ValueError(f"UAMConfig.pointer_offsets must be true or false, got {self.pointer_offsets!r}")
         if self.pointer_offsets and self.pointer_points < 1:

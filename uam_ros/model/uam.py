@@ -39,8 +39,9 @@ def _flow_noise_and_time(batch: dict[str, Tensor], actions: Tensor) -> tuple[Ten
     return noise, t
 
 
-def pointer_terms(points: Tensor, target: Tensor, valid: Tensor | None = None) -> Tensor:
-    """Dorsal pointer 0 vs where the tool will be in the image at the end of the chunk.
+def pointer_terms(points: Tensor, target: Tensor, valid: Tensor | None = None, index: int = 0) -> Tensor:
+    """Dorsal pointer ``index`` vs a tool point: pointer 0 vs where the tool will be in the image at
+    the end of the chunk; pointer 1 (goal_pointer_weight) vs where it is at the end of the episode.
 
     Why this objective: it is visual dynamics (where the robot will appear k steps ahead, like the
     future-frame latents) computed from the action data itself -- forward kinematics of the chunk's
@@ -48,7 +49,7 @@ def pointer_terms(points: Tensor, target: Tensor, valid: Tensor | None = None) -
     gives the localisation the action loss alone did not teach (docs/training_notes.md).
     points (B, K, 2), target (B, 2) in [-1, 1] (x, y); valid (B,) bool drops targets outside the image.
     """
-    error = F.smooth_l1_loss(points[:, 0], target, beta=0.05, reduction="none").sum(-1)
+    error = F.smooth_l1_loss(points[:, index], target, beta=0.05, reduction="none").sum(-1)
     if valid is None:
         return error.mean()
     keep = valid.to(error.dtype)
@@ -82,9 +83,10 @@ class UAM(nn.Module):
 
         batch: image, tokens, state (normalised), actions (B,H,A normalised), future_image (B,3,S,S),
         optional action_is_pad (B,H), noise (B,H,A), time (B,), and with pointer_loss_weight > 0
-        future_point (B,2) + future_point_valid (B,) (see pointer_terms).
+        future_point (B,2) + future_point_valid (B,), with goal_pointer_weight > 0 goal_point (B,2) +
+        goal_point_valid (B,) (see pointer_terms).
         Returns {"loss", "action_loss", "dynamics_loss", "latent_loss", "render_loss", "autoencode_loss"}
-        (+ "point_loss").
+        (+ "point_loss", "goal_point_loss").
         """
         weight = self.config.dynamics_loss_weight if dynamics_weight is None else dynamics_weight
         dorsal_tokens, latents, points = self._streams(batch["image"], batch["tokens"], batch["state"])
@@ -98,6 +100,9 @@ class UAM(nn.Module):
         if self.config.pointer_loss_weight > 0 and points is not None and "future_point" in batch:
             terms["point_loss"] = pointer_terms(points, batch["future_point"], batch.get("future_point_valid"))
             total = total + self.config.pointer_loss_weight * terms["point_loss"]
+        if self.config.goal_pointer_weight > 0 and points is not None and "goal_point" in batch:
+            terms["goal_point_loss"] = pointer_terms(points, batch["goal_point"], batch.get("goal_point_valid"), 1)
+            total = total + self.config.goal_pointer_weight * terms["goal_point_loss"]
         return {"loss": total, "action_loss": action_loss, **terms}
 
 

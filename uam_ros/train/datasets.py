@@ -282,6 +282,9 @@ class ActionChunkDataset(Dataset):
             last = int(rows[-1])  # the chunk's last target (the episode's last one past its end)
             sample["future_point"] = self.tool_points[0][last]
             sample["future_point_valid"] = self.tool_points[1][last]
+            end = start + length - 1  # the episode's last target: where the task took the tool
+            sample["goal_point"] = self.tool_points[0][end]
+            sample["goal_point_valid"] = self.tool_points[1][end]
         return sample
 
 

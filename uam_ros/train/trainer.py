@@ -258,7 +258,7 @@ def build_stage(cfg: TrainConfig, robot: Any, log=print) -> StageSetup:
             val_ds = FramePairDataset(val_store, val_ids, config.future_offset) if val_ids else None
         else:
             points = val_points = None
-            if config.pointer_loss_weight > 0 and cfg.kind == "uam":
+            if (config.pointer_loss_weight > 0 or config.goal_pointer_weight > 0) and cfg.kind == "uam":
                 size = (store.meta.image_width, store.meta.image_height)
                 points = tool_image_points(store.actions, robot, store.meta.camera, *size)
                 val_points = points if val_store is store else \
