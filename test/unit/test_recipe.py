@@ -41,6 +41,11 @@ def test_quick_recipe_trains_evaluates_and_installs_a_loadable_model(quick_run):
     assert vqa["pairs"] == preset["vl_eval_pairs"] and 0.0 <= vqa["after"] <= 1.0
     assert vqa["retention"] is None or abs(vqa["retention"] - vqa["after"] / vqa["before"]) < 1e-12
     assert "retention" in card
+    replanned = report["replanning"]["2"]  # the extra run that replans every 2 targets
+    assert replanned["n_action_steps"] == 2 and 0.0 <= replanned["mean"] <= 1.0
+    assert set(replanned["per_task"]) == set(preset["tasks"])
+    assert "replanning every 2 step(s)" in card
+    assert json.loads((root / "work" / "eval" / "closed_loop_train_n2.json").read_text())["n_action_steps"] == 2
 
 
 def test_quick_recipe_recovery_phase_collects_from_the_previous_policy_and_aggregates(quick_run):
@@ -77,3 +82,55 @@ def test_quick_recipe_resumes_without_redoing_finished_phases(quick_run):
     assert weights.stat().st_mtime_ns == before  # not retrained
     assert again["success"] == first["success"]  # evaluation JSONs reused
     assert json.loads((root / "work" / "recipe_report.json").read_text())["checkpoint"] == first["checkpoint"]
+
+
+def test_phase_lists_that_cannot_run_are_refused_before_any_work():
+    from uam_ros.train.recipe import Phase, RecipePreset
+
+    reach = Phase("reach", "action", 10, 1e-3, 1e-4, 1, 8, ("reach",))
+    ventral = Phase("ventral", "ventral", 10, 1e-3, 1e-4, 1, 8)
+    with pytest.raises(SystemExit, match="recovery episodes need a previous action phase"):
+        RecipePreset("x", phases=(Phase("r", "action", 10, 1e-3, 1e-4, 1, 8, ("reach",), recovery_episodes=2),)).check()
+    with pytest.raises(SystemExit, match="recovery episodes need a previous action phase"):
+        RecipePreset("x", phases=(ventral, Phase("r", "action", 10, 1e-3, 1e-4, 1, 8, ("reach",),
+                                                 recovery_episodes=2))).check()
+    with pytest.raises(SystemExit, match="model overrides need fresh weights"):
+        RecipePreset("x", phases=(reach, Phase("g", "action", 10, 1e-3, 1e-4, 1, 8, ("reach",),
+                                               model={"goal_pointer_weight": 1.0}))).check()
+    with pytest.raises(SystemExit, match="no phases"):
+        RecipePreset("x").check()
+    RecipePreset("x", phases=(reach, Phase("g", "action", 10, 1e-3, 1e-4, 1, 8, ("reach",), recovery_episodes=2,
+                                           from_scratch=True, model={"goal_pointer_weight": 1.0}))).check()
+    from uam_ros.train.recipe import PRESETS
+
+    for preset in PRESETS.values():
+        preset.check()
+
+
+def test_from_scratch_phase_gets_its_model_and_the_previous_policys_recovery_data(quick_run, tmp_path):
+    """The default preset's shape on the quick run's data: phase 2 starts from fresh weights with its
+    own model overrides, on recovery episodes collected with phase 1's policy."""
+    from uam_ros.model.checkpoint import load_checkpoint
+    from uam_ros.train.dataset_format import DatasetReader
+    from uam_ros.train.recipe import PRESETS, Phase, RecipePreset, run_recipe
+
+    root, _ = quick_run
+    quick = PRESETS["quick"]
+    work = tmp_path / "work"
+    for task in quick.episodes:  # the same expert data (and its done-marker): collection is skipped
+        (work / "data" / task).mkdir(parents=True)
+        for path in (root / "work" / "data" / task).iterdir():
+            os.link(path, work / "data" / task / path.name)
+    preset = RecipePreset(
+        "scratch_check", episodes=dict(quick.episodes), model=dict(quick.model), val_fraction=quick.val_fraction,
+        collect_workers=1, eval_splits=("train",), eval_episodes=1,
+        phases=(Phase("reach", "action", 6, 1e-3, 1e-4, 1, 8, ("reach",)),
+                Phase("goal", "action", 6, 1e-3, 1e-4, 1, 8, ("reach",), recovery_episodes=2, recovery_seed=2000,
+                      handoff=(2, 4), from_scratch=True, model={"goal_pointer_weight": 1.0})))
+    report = run_recipe(preset, work, None)
+    final = load_checkpoint(report["checkpoint"])
+    first = load_checkpoint(work / "reach" / "action" / "checkpoint")
+    assert final.config.goal_pointer_weight == 1.0 and first.config.goal_pointer_weight == 0.0
+    assert final.meta["init_from"] is None  # fresh weights, not phase 1's
+    episodes = list(DatasetReader(work / "data" / "recovery_goal_reach").episodes())
+    assert episodes and all(e.info.handoff_policy == str(work / "reach" / "action" / "checkpoint") for e in episodes)

@@ -175,15 +175,17 @@ def vqa(checkpoint: Path, out: Path, vl_eval: Path, settings: Any) -> dict[str, 
     return result
 
 
-def closed_loop(checkpoint: Path, out: Path, split: str, settings: Any) -> dict[str, Any]:
+def closed_loop(checkpoint: Path, out: Path, split: str, settings: Any,
+                n_action_steps: int | None = None) -> dict[str, Any]:
     from uam_ros.train.evaluate import closed_loop_success
 
     if out.is_file():
         return json.loads(out.read_text())
     result = closed_loop_success(checkpoint, settings.robot, list(settings.tasks), split, settings.eval_episodes,
-                                 threads=settings.threads, progress=False)
+                                 n_action_steps=n_action_steps, threads=settings.threads, progress=False)
     result["command"] = (f"uam eval --checkpoint {checkpoint} --tasks {' '.join(settings.tasks)} --split {split} "
-                         f"--episodes {settings.eval_episodes}")
+                         f"--episodes {settings.eval_episodes}"
+                         + (f" --n-action-steps {n_action_steps}" if n_action_steps else ""))
     write_json(out, result)
     log(f"closed loop {split}: {result['success_rate']:.2f} over {settings.eval_episodes} x {len(settings.tasks)} "
         f"episodes ({result['wall_s']:.0f} s)")

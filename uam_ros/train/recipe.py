@@ -10,8 +10,10 @@ Why a curriculum of action phases instead of ventral -> dorsal -> action (DESIGN
 CPU the staged recipe does not fit the two-hour budget, and the action stage alone is already end
 to end (every weight trained, action data only). What made the policy localise the named object
 was the dorsal pointer objective (UAMConfig.pointer_loss_weight) -- see docs/training_notes.md for
-the runs that led here. Phase A learns where things are on reach (the simplest mapping from an image
-point to joint targets); phase B adds press starting from A's weights.
+the runs that led here. The default preset trains a first reach policy, lets it act and has the
+scripted expert recover from where it went (recovery episodes, DAgger-style: behaviour cloning
+alone never sees the policy's own mistakes), then trains the shipped policy from fresh weights on
+the expert and recovery episodes with the goal pointer (UAMConfig.goal_pointer_weight).
 """
 
 from __future__ import annotations
@@ -54,6 +56,10 @@ class Phase:
     recovery_episodes: int = 0
     recovery_seed: int = 0
     handoff: tuple[int, int] = (4, 56)
+    # Start from freshly initialised weights (the preset's model + `model` below) instead of the
+    # previous phase's checkpoint; recovery episodes still come from the previous phase's policy.
+    from_scratch: bool = False
+    model: dict[str, Any] = field(default_factory=dict)  # UAMConfig overrides, only where weights start fresh
 
 
 @dataclass
@@ -69,12 +75,32 @@ class RecipePreset:
     val_fraction: float = 0.05
     eval_splits: tuple[str, ...] = ("train", "heldout")
     eval_episodes: int = 30  # per task and split, seeds 100000+ (layouts never collected)
+    # Extra closed-loop runs on the first eval split executing only this many targets per chunk before
+    # replanning (the robot config's n_action_steps is the default run; the ROS node replans on every
+    # inference, which is closer to 1-2 than to 8).
+    replan_steps: tuple[int, ...] = ()
     collect_workers: int = 2
     threads: int = 1
     device: str = "cpu"
     batch_size: int | None = None  # per phase instead (pipeline.train_stage reads these two fields)
     warmup_steps: int | None = None
     max_vqa_pairs: int | None = None  # pipeline.vqa: at most this many held-out pairs (None: all)
+
+    def check(self) -> None:
+        """Refuse a phase list that cannot run, before anything is collected or trained."""
+        previous = ""
+        for index, phase in enumerate(self.phases):
+            fresh = index == 0 or phase.from_scratch
+            if phase.recovery_episodes and previous != "action":
+                raise SystemExit(f"recipe {self.name!r} phase {phase.name!r}: recovery episodes need a previous "
+                                 "action phase's policy")
+            if phase.model and not fresh:
+                raise SystemExit(f"recipe {self.name!r} phase {phase.name!r}: model overrides need fresh weights "
+                                 "(the first phase, or from_scratch=True); a phase that continues a checkpoint "
+                                 "keeps its network")
+            previous = phase.stage
+        if not self.phases:
+            raise SystemExit(f"recipe {self.name!r}: no phases")
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -91,8 +117,17 @@ PRESETS = {
         # with pointer_offsets 14 % (E9), ventral-pretrained + lr_scale {ventral: 0.1} 23 % (E8, VQA
         # retention 83 %), E8 + pointer_offsets 19 % (E10); on 30 layouts: +1000 fine-tuning steps 33 %,
         # adding press 20 % reach.
-        phases=(Phase("reach", "action", 1500, 1e-3, 1e-4, 100, 32, ("reach",)),),
+        phases=(
+            # E3 of docs/training_notes.md: the policy whose mistakes phase 2 learns to recover from.
+            Phase("reach", "action", 1500, 1e-3, 1e-4, 100, 32, ("reach",)),
+            # G2 (experiment 4): fresh weights with the goal pointer, on the expert episodes plus 300
+            # recovery episodes of phase 1's policy (DAgger-style). Neither alone helped (goal pointer
+            # only 16-19 %, recovery only 18-25 %); together 56 % replanning every 2 steps.
+            Phase("reach_recovery_goal", "action", 1500, 1e-3, 1e-4, 100, 32, ("reach",), recovery_episodes=300,
+                  recovery_seed=300, handoff=(4, 56), from_scratch=True, model={"goal_pointer_weight": 1.0}),
+        ),
         eval_episodes=100,  # 30 per split put E3 at 47 %, 100 at 29 %: +-17 points is too coarse to rank runs
+        replan_steps=(2, 1),
     ),
     "quick": RecipePreset(
         "quick", episodes={"reach": 6, "press": 6}, vl_pairs=120, vl_eval_pairs=24, collect_workers=1, eval_episodes=2,
@@ -102,7 +137,7 @@ PRESETS = {
                       recovery_episodes=3, recovery_seed=1000, handoff=(2, 8)),
                 Phase("reach_press", "action", 20, 5e-4, 5e-5, 5, 8, ("reach", "press"))),
         model={**POINTER_MODEL, "image_size": 64, "patch_size": 8, "d_model": 64, "mlp_ratio": 2, "chunk_size": 8},
-        val_fraction=0.2,
+        val_fraction=0.2, replan_steps=(2,),
     ),
 }
 
@@ -111,6 +146,7 @@ def run_recipe(preset: RecipePreset, work: Path, install: Path | None) -> dict[s
     os.environ.setdefault("MUJOCO_GL", "egl")
     import torch
 
+    preset.check()
     torch.set_num_threads(preset.threads)
     started = time.monotonic()
     work.mkdir(parents=True, exist_ok=True)
@@ -129,13 +165,9 @@ def run_recipe(preset: RecipePreset, work: Path, install: Path | None) -> dict[s
     init: Path | None = None
     last_ventral: Path | None = None
     recovery: dict[str, list[Path]] = {}  # task -> recovery datasets so far (aggregated, as DAgger does)
-    previous_stage = ""
     for phase in preset.phases:
         run_dir = work / phase.name
         if phase.recovery_episodes:
-            if init is None or previous_stage != "action":
-                raise SystemExit(f"recipe phase {phase.name!r}: recovery episodes need a previous action phase's "
-                                 "policy")
             for task in phase.tasks:
                 out = data / f"recovery_{phase.name}_{task}"
                 collect(out, preset, tasks=[task], episodes=phase.recovery_episodes, vl_pairs=0,
@@ -144,17 +176,18 @@ def run_recipe(preset: RecipePreset, work: Path, install: Path | None) -> dict[s
                 recovery.setdefault(task, []).append(out)
         sources = [data / "vl"] if phase.stage == "ventral" else \
             [data / t for t in phase.tasks] + [r for t in phase.tasks for r in recovery.get(t, [])]
+        start = None if phase.from_scratch else init
         init = train_stage(
-            phase.stage, run_dir / phase.stage, run_dir, preset, data=sources, seed=0, init_from=init,
+            phase.stage, run_dir / phase.stage, run_dir, preset, data=sources, seed=0, init_from=start,
             steps=phase.steps,
             overrides=[f"lr={phase.lr}", f"min_lr={phase.min_lr}", f"warmup_steps={phase.warmup_steps}",
                        f"batch_size={phase.batch_size}", f"data.val_fraction={preset.val_fraction}",
-                       "init_from=" + (str(init) if init else "''"),
-                       *([f"lr_scale={json.dumps(phase.lr_scale)}"] if phase.lr_scale else [])])
+                       "init_from=" + (str(start) if start else "''"),
+                       *([f"lr_scale={json.dumps(phase.lr_scale)}"] if phase.lr_scale else []),
+                       *[f"model.{k}={v}" for k, v in phase.model.items()]])
         timings[phase.name] = json.loads((run_dir / "timing.json").read_text()).get(phase.stage, {})
         if phase.stage == "ventral":
             last_ventral = init
-        previous_stage = phase.stage
     assert init is not None, "a recipe needs at least one phase"
     retention = None
     if preset.vl_eval_pairs and last_ventral is not None and last_ventral != init:
@@ -166,6 +199,9 @@ def run_recipe(preset: RecipePreset, work: Path, install: Path | None) -> dict[s
                      "retention": ratio if math.isfinite(ratio) else None}
     evaluation = {split: closed_loop(init, work / "eval" / f"closed_loop_{split}.json", split, preset)
                   for split in preset.eval_splits}
+    first_split = preset.eval_splits[0]
+    replanning = {n: closed_loop(init, work / "eval" / f"closed_loop_{first_split}_n{n}.json", first_split, preset, n)
+                  for n in preset.replan_steps}
     report = {
         "preset": {**asdict(preset), "tasks": list(preset.tasks)},
         "checkpoint": str(init),
@@ -174,10 +210,14 @@ def run_recipe(preset: RecipePreset, work: Path, install: Path | None) -> dict[s
         "success": {split: {"mean": r["success_rate"],
                             "per_task": {t: v["success_rate"] for t, v in r["tasks"].items()},
                             "episodes_per_task": preset.eval_episodes,
+                            "n_action_steps": r.get("n_action_steps"),
                             "failures_nearest_a_distractor": sum(
                                 not e["success"] and not e.get("final_tcp_nearest_is_target", True)
                                 for v in r["tasks"].values() for e in v["episodes_detail"])}
                     for split, r in evaluation.items()},
+        "replanning": {str(n): {"split": first_split, "n_action_steps": n, "mean": r["success_rate"],
+                                "per_task": {t: v["success_rate"] for t, v in r["tasks"].items()}}
+                       for n, r in replanning.items()},
         "inference_ms_median": evaluation[preset.eval_splits[0]].get("inference_ms_median"),
         "vqa": retention,
         "wall_s_this_invocation": time.monotonic() - started,
@@ -240,15 +280,21 @@ def model_card(report: dict[str, Any], target: Path) -> str:
         "| phase | stage | data | steps | batch | lr | wall | samples/s |",
         "|---|---|---|---|---|---|---|---|",
     ]
+    recovered: set[str] = set()
     for phase in preset["phases"]:
         t = report["timings"].get(phase["name"], {})
-        source = "VL pairs" if phase["stage"] == "ventral" else ", ".join(phase["tasks"])
+        if phase.get("recovery_episodes"):
+            recovered |= set(phase["tasks"])
+        source = "VL pairs" if phase["stage"] == "ventral" else ", ".join(
+            task + (" + recovery" if task in recovered else "") for task in phase["tasks"])
         lines.append(f"| {phase['name']} | {phase['stage']} | {source} | {phase['steps']} | {phase['batch_size']} | "
                      f"{phase['lr']:g} -> {phase['min_lr']:g} | {t.get('wall_s', float('nan')) / 60:.1f} min | "
                      f"{t.get('samples_per_s', float('nan')):.1f} |")
     lines += [
         "",
-        f"Model overrides: `{json.dumps(preset['model'])}`.",
+        f"Model overrides: `{json.dumps(preset['model'])}`"
+        + "".join(f"; phase {p['name']} (from scratch): `{json.dumps(p['model'])}`" for p in preset["phases"]
+                  if p.get("model")) + ".",
         "",
         "## Closed-loop success (in-process sim, `uam eval`, seeds 100000+)",
         "",
@@ -258,6 +304,15 @@ def model_card(report: dict[str, Any], target: Path) -> str:
     for split, result in report["success"].items():
         cells = [f"{result['per_task'].get(t, float('nan')):.0%}" for t in preset["tasks"]]
         lines.append(f"| {split} | " + " | ".join(cells) + f" | {result['mean']:.0%} |")
+    default_steps = next(iter(report["success"].values()), {}).get("n_action_steps")
+    for n, result in report.get("replanning", {}).items():
+        cells = [f"{result['per_task'].get(t, float('nan')):.0%}" for t in preset["tasks"]]
+        lines.append(f"| {result['split']}, replanning every {n} step(s) | " + " | ".join(cells)
+                     + f" | {result['mean']:.0%} |")
+    if report.get("replanning"):
+        lines += ["", "Rows without a replanning note execute the robot config's `chunk.n_action_steps` targets of "
+                  "each chunk before the next inference" + (f" ({default_steps})" if default_steps else "")
+                  + "; the ROS node replans on every inference, closer to the 1-2 step rows."]
     lines += ["", "Failed episodes that ended nearest a distractor (wrong object) rather than the target: "
               + ", ".join(f"{split} {r['failures_nearest_a_distractor']}" for split, r in report["success"].items())
               + "."]
@@ -269,6 +324,8 @@ def model_card(report: dict[str, Any], target: Path) -> str:
                   f"{preset['vl_eval_seed']}): {vqa_result['before']:.3f} after the ventral phases, "
                   f"{vqa_result['after']:.3f} after action training: retention "
                   + (f"**{ratio:.0%}**" if ratio is not None else "undefined (0 before)") + " (target >= 95 %)."]
+    if report.get("provenance"):
+        lines += ["", f"Provenance: {report['provenance']}."]
     lines += [
         "",
         f"{preset['eval_episodes']} episodes per task and split. Median inference "
