@@ -42,6 +42,17 @@ def make_inputs(config: UAMConfig, batch: int, seed: int, text_lengths: list[int
     }
 
 
+def training_batch(config: UAMConfig, seed: int, text_lengths: list[int] | None = None, **extra) -> dict:
+    """make_inputs + random action targets and future frames (from torch's global RNG, as before)."""
+    inputs = make_inputs(config, batch=2, seed=seed, text_lengths=text_lengths)
+    return {
+        **inputs,
+        "actions": torch.randn(2, config.chunk_size, config.action_dim),
+        "future_image": torch.rand(2, 3, config.image_size, config.image_size),
+        **extra,
+    }
+
+
 def forward(model, inputs):
     return model(inputs["image"], inputs["tokens"], inputs["state"], inputs["noise"])
 
@@ -133,12 +144,7 @@ def test_training_loss_reaches_every_parameter(kind, variant):
     config = tiny_config(**variant)
     torch.manual_seed(0)
     model = build_model(config, kind).train()
-    inputs = make_inputs(config, batch=2, seed=6, text_lengths=[10, 5])
-    batch = {
-        **inputs,
-        "actions": torch.randn(2, config.chunk_size, config.action_dim),
-        "future_image": torch.rand(2, 3, config.image_size, config.image_size),
-    }
+    batch = training_batch(config, 6, text_lengths=[10, 5])
     losses = model.loss(batch)
     assert set(losses) >= {"loss", "action_loss"}
     losses["loss"].backward()
@@ -157,13 +163,8 @@ def test_uam_loss_has_dynamics_terms_and_weight():
     config = tiny_config()
     torch.manual_seed(0)
     model = UAM(config)
-    inputs = make_inputs(config, batch=2, seed=7)
-    batch = {
-        **inputs,
-        "actions": torch.randn(2, config.chunk_size, config.action_dim),
-        "future_image": torch.rand(2, 3, config.image_size, config.image_size),
-        "time": torch.tensor([0.2, 0.7]),
-    }
+    batch = training_batch(config, 7,
+                           time=torch.tensor([0.2, 0.7]))
     full = model.loss(batch)
     no_dyn = model.loss(batch, dynamics_weight=0.0)
     assert {"dynamics_loss", "latent_loss", "render_loss", "autoencode_loss"} <= set(full)
@@ -213,13 +214,8 @@ def test_end_to_end_uam_loss_decreases():
     config = tiny_config()
     torch.manual_seed(0)
     model = UAM(config)
-    inputs = make_inputs(config, batch=2, seed=9)
-    batch = {
-        **inputs,
-        "actions": torch.randn(2, config.chunk_size, config.action_dim),
-        "future_image": torch.rand(2, 3, config.image_size, config.image_size),
-        "time": torch.tensor([0.3, 0.6]),
-    }
+    batch = training_batch(config, 9,
+                           time=torch.tensor([0.3, 0.6]))
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     history = []
     for _ in range(30):
@@ -326,14 +322,9 @@ def test_uam_loss_adds_the_point_term_only_when_weighted():
     config = tiny_config(pointer_points=2, pointer_loss_weight=0.5)
     torch.manual_seed(0)
     model = build_model(config, "uam").train()
-    inputs = make_inputs(config, batch=2, seed=6)
-    batch = {
-        **inputs,
-        "actions": torch.randn(2, config.chunk_size, config.action_dim),
-        "future_image": torch.rand(2, 3, config.image_size, config.image_size),
-        "future_point": torch.tensor([[0.5, 0.5], [-0.5, 0.2]]),
-        "future_point_valid": torch.tensor([True, True]),
-    }
+    batch = training_batch(config, 6,
+                           future_point=torch.tensor([[0.5, 0.5], [-0.5, 0.2]]),
+                           future_point_valid=torch.tensor([True, True]))
     losses = model.loss(batch)
     expected = losses["action_loss"] + losses["dynamics_loss"] * config.dynamics_loss_weight + 0.5 * losses["point_loss"]
     torch.testing.assert_close(losses["loss"], expected)
@@ -352,16 +343,11 @@ def test_goal_point_term_supervises_pointer_one_only_when_weighted():
     config = tiny_config(pointer_points=2, pointer_loss_weight=0.5, goal_pointer_weight=2.0)
     torch.manual_seed(0)
     model = build_model(config, "uam").train()
-    inputs = make_inputs(config, batch=2, seed=6)
-    batch = {
-        **inputs,
-        "actions": torch.randn(2, config.chunk_size, config.action_dim),
-        "future_image": torch.rand(2, 3, config.image_size, config.image_size),
-        "future_point": torch.tensor([[0.5, 0.5], [-0.5, 0.2]]),
-        "future_point_valid": torch.tensor([True, True]),
-        "goal_point": torch.tensor([[-0.7, 0.1], [0.3, -0.9]]),
-        "goal_point_valid": torch.tensor([True, False]),
-    }
+    batch = training_batch(config, 6,
+                           future_point=torch.tensor([[0.5, 0.5], [-0.5, 0.2]]),
+                           future_point_valid=torch.tensor([True, True]),
+                           goal_point=torch.tensor([[-0.7, 0.1], [0.3, -0.9]]),
+                           goal_point_valid=torch.tensor([True, False]))
     losses = model.loss(batch)
     expected = (losses["action_loss"] + losses["dynamics_loss"] * config.dynamics_loss_weight
                 + 0.5 * losses["point_loss"] + 2.0 * losses["goal_point_loss"])
