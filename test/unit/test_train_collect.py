@@ -94,6 +94,8 @@ def test_bad_arguments_are_refused(tmp_path):
         run(_args("--out", str(tmp_path / "x"), "--tasks", "juggle"))
     with pytest.raises(SystemExit, match="--handoff needs 0 <= MIN <= MAX"):
         run(_args("--out", str(tmp_path / "x"), "--handoff", "9", "3"))
+    with pytest.raises(SystemExit, match="--policy-steps must be >= 1"):
+        run(_args("--out", str(tmp_path / "x"), "--policy-steps", "0"))
     with pytest.raises(SystemExit, match="no such checkpoint"):
         run(_args("--out", str(tmp_path / "x"), "--recovery-from", str(tmp_path / "missing")))
     assert not (tmp_path / "x").exists()
@@ -107,9 +109,10 @@ def test_handoff_steps_are_seeded_by_the_episode_and_cover_the_range():
     assert handoff_step(7, 9, 9) == 9
 
 
-def test_recovery_episode_starts_where_the_policy_left_the_arm():
+@pytest.mark.parametrize("policy_steps", [None, 2])
+def test_recovery_episode_starts_where_the_policy_left_the_arm(policy_steps):
     """The expert takes over from the policy's state: the first recorded joint state is the one an
-    independent run of the same policy, seed and step count ends in -- not the home pose."""
+    independent run of the same policy, seed, step count and replanning rate ends in -- not the home pose."""
     import torch
 
     from uam_ros.resources import models_dir
@@ -119,7 +122,8 @@ def test_recovery_episode_starts_where_the_policy_left_the_arm():
 
     checkpoint = str(models_dir() / "default" / "franka_panda")
     seed, handoff = 302, 12
-    job = EpisodeJob("franka_panda", "reach", "train", seed, "scene", (48, 48), None, checkpoint, handoff)
+    job = EpisodeJob("franka_panda", "reach", "train", seed, "scene", (48, 48), None, checkpoint, handoff,
+                     policy_steps)
     outcome = record_expert_episode(job)
     assert outcome.success and not outcome.policy_succeeded
     episode = outcome.episode
@@ -130,7 +134,7 @@ def test_recovery_episode_starts_where_the_policy_left_the_arm():
     spec = sample_episode("reach", "train", seed)
     world = SimWorld("franka_panda", spec)
     home = world.joint_state()[1].copy()
-    policy = SimPolicy(checkpoint)
+    policy = SimPolicy(checkpoint, n_action_steps=policy_steps)
     assert policy.run(world, spec.instruction, torch.Generator().manual_seed(seed), handoff) == (handoff, False)
     np.testing.assert_allclose(episode.joint_positions[0], world.joint_state()[1], atol=1e-5)
     assert np.abs(episode.joint_positions[0] - home).max() > 0.05  # the policy moved the arm

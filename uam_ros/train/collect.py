@@ -87,6 +87,7 @@ class EpisodeJob:
     max_steps: int | None
     recovery_from: str | None = None  # checkpoint whose policy acts before the expert takes over
     handoff: int = 0  # policy steps before the hand-off (recovery episodes only)
+    policy_steps: int | None = None  # targets the policy executes per chunk (None: the robot config's)
 
 
 @dataclass
@@ -131,9 +132,9 @@ def _policy_for(job: EpisodeJob) -> Any:
 
     from uam_ros.train.sim_policy import SimPolicy
 
-    if _POLICY is None or _POLICY.checkpoint != job.recovery_from:
+    if _POLICY is None or (_POLICY.checkpoint, _POLICY.requested_steps) != (job.recovery_from, job.policy_steps):
         torch.set_num_threads(1)  # batch-1 inference; workers already fill the cores
-        _POLICY = SimPolicy(job.recovery_from, job.robot, camera=job.camera)
+        _POLICY = SimPolicy(job.recovery_from, job.robot, camera=job.camera, n_action_steps=job.policy_steps)
     return _POLICY
 
 
@@ -462,6 +463,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"vision-language pairs to generate ({VL_PAIRS_PER_SCENE} per rendered scene)")
     parser.add_argument("--recovery-from", metavar="CHECKPOINT",
                         help="recovery episodes: this checkpoint's policy acts first, the expert takes over")
+    parser.add_argument("--policy-steps", type=int, default=None, metavar="N",
+                        help="with --recovery-from: targets the policy executes per chunk before replanning "
+                        "(default: the robot config's chunk.n_action_steps; collect where the policy will be used)")
     parser.add_argument("--handoff", type=int, nargs=2, default=(4, 56), metavar=("MIN", "MAX"),
                         help="with --recovery-from: policy steps before the hand-off, seeded uniform in [MIN, MAX]")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -484,6 +488,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise SystemExit(f"uam collect: --image-size must be >= 0, got {args.image_size}")
     if args.max_steps is not None and args.max_steps < 1:
         raise SystemExit(f"uam collect: --max-steps must be >= 1, got {args.max_steps}")
+    if args.policy_steps is not None and args.policy_steps < 1:
+        raise SystemExit(f"uam collect: --policy-steps must be >= 1, got {args.policy_steps}")
     low, high = args.handoff
     if not 0 <= low <= high:
         raise SystemExit(f"uam collect: --handoff needs 0 <= MIN <= MAX, got {low} {high}")
@@ -531,7 +537,8 @@ def run(args: argparse.Namespace) -> int:
         created=created_info(seed=args.seed),
         notes=("scripted-expert episodes; only successful ones are kept (failures listed)" if not args.recovery_from
                else f"recovery episodes: {args.recovery_from}'s policy acts for {args.handoff[0]}-{args.handoff[1]} "
-                    "steps (not recorded), then the scripted expert; only successful ones are kept"),
+                    f"steps (not recorded; replanning every {args.policy_steps or 'n_action_steps'}), then the "
+                    "scripted expert; only successful ones are kept"),
     )
     try:
         writer = DatasetWriter(args.out, meta)
@@ -542,7 +549,7 @@ def run(args: argparse.Namespace) -> int:
     recovery = str(args.recovery_from) if args.recovery_from else None
     jobs = [
         EpisodeJob(str(args.robot), task, args.split, args.seed + i, args.camera, image_size, args.max_steps,
-                   recovery, handoff_step(args.seed + i, *args.handoff) if recovery else 0)
+                   recovery, handoff_step(args.seed + i, *args.handoff) if recovery else 0, args.policy_steps)
         for task in args.tasks
         for i in range(args.episodes)
     ]

@@ -39,6 +39,7 @@ class SimPolicy:
         self.model.eval()
         self.robot = load_robot_config(robot or self.loaded.meta.get("robot_name") or "franka_panda")
         ensure_layout(self.loaded, self.robot.action_joint_names)
+        self.requested_steps = n_action_steps  # as asked (None: the robot config's), for cache keys
         self.n_action_steps = n_action_steps or self.robot.chunk.n_action_steps
         if self.n_action_steps < 1:
             raise ValueError(f"n_action_steps must be >= 1, got {self.n_action_steps}")
