@@ -208,16 +208,8 @@ def run_recipe(preset: RecipePreset, work: Path, install: Path | None) -> dict[s
         "checkpoint": str(init),
         "timings": timings,
         "training_wall_s": sum(t.get("wall_s", 0.0) for t in timings.values()),
-        "success": {split: {"mean": r["success_rate"],
-                            "per_task": {t: v["success_rate"] for t, v in r["tasks"].items()},
-                            "episodes_per_task": preset.eval_episodes,
-                            "n_action_steps": r.get("n_action_steps"),
-                            "failures_nearest_a_distractor": sum(
-                                not e["success"] and not e.get("final_tcp_nearest_is_target", True)
-                                for v in r["tasks"].values() for e in v["episodes_detail"])}
-                    for split, r in evaluation.items()},
-        "replanning": {str(n): {"split": first_split, "n_action_steps": n, "mean": r["success_rate"],
-                                "per_task": {t: v["success_rate"] for t, v in r["tasks"].items()}}
+        "success": {split: success_summary(r, preset.eval_episodes) for split, r in evaluation.items()},
+        "replanning": {str(n): {"split": first_split, **success_summary(r, preset.eval_episodes)}
                        for n, r in replanning.items()},
         "inference_ms_median": evaluation[preset.eval_splits[0]].get("inference_ms_median"),
         "vqa": retention,
@@ -227,6 +219,17 @@ def run_recipe(preset: RecipePreset, work: Path, install: Path | None) -> dict[s
     if install is not None:
         install_model(init, install, report)
     return report
+
+
+def success_summary(result: dict[str, Any], episodes_per_task: int) -> dict[str, Any]:
+    """What the report and the MODEL_CARD keep of one closed_loop_success result."""
+    return {"mean": result["success_rate"],
+            "per_task": {t: v["success_rate"] for t, v in result["tasks"].items()},
+            "episodes_per_task": episodes_per_task,
+            "n_action_steps": result.get("n_action_steps"),
+            "failures_nearest_a_distractor": sum(
+                not e["success"] and not e.get("final_tcp_nearest_is_target", True)
+                for v in result["tasks"].values() for e in v["episodes_detail"])}
 
 
 def install_model(checkpoint: Path, target: Path, report: dict[str, Any]) -> None:
