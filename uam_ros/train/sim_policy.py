@@ -36,7 +36,6 @@ class SimPolicy:
         self.checkpoint = str(checkpoint)
         self.loaded = load_checkpoint(checkpoint, map_location=device)
         self.model, self.processor = self.loaded.model, self.loaded.processor
-        self.model.eval()
         self.robot = load_robot_config(robot or self.loaded.meta.get("robot_name") or "franka_panda")
         ensure_layout(self.loaded, self.robot.action_joint_names)
         self.requested_steps = n_action_steps  # as asked (None: the robot config's), for cache keys
