@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import mujoco
 import numpy as np
+
+if TYPE_CHECKING:
+    import mujoco
 
 COLORS: dict[str, tuple[float, float, float]] = {
     "red": (0.85, 0.12, 0.10),
@@ -103,6 +106,10 @@ def quat_yaw(yaw: float) -> list[float]:
 
 def add_object(spec: mujoco.MjSpec, obj: ObjectSpec) -> None:
     """Add the bodies of ``obj`` to ``spec``'s world body."""
+    # Imported here, not at the top: the colour, shape and task tables are read by training and
+    # tokenizer code that must run without the simulator installed (e.g. on a GPU training machine).
+    import mujoco
+
     info = obj.info
     color = rgba(obj.color)
     name = obj.body_name()
