@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The checks that need a CUDA GPU, as one script for a lent GPU machine (see README "GPU checks"):
+# the gpu-marked tests (CUDA inference parity, CUDA training with autocast, nccl DDP where there are
+# two GPUs) and the two GPU-side benchmarks (inference backends, training throughput per precision).
+# Writes the logs and results to $OUT (default: benchmarks/results/gpu). Needs python3 with torch
+# (CUDA build), numpy, pyyaml, safetensors, opencv-python-headless, onnx, onnxruntime, matplotlib
+# and pytest; no ROS, no simulator. Each step has its own time limit and a failed step does not
+# stop the others; the exit status is non-zero if any step failed. GPU_CHECK_STEPS picks steps
+# (default: "pytest backends train_throughput").
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+OUT="${OUT:-$ROOT/benchmarks/results/gpu}"
+PYTHON="${PYTHON:-python3}"
+mkdir -p "$OUT"
+cd "$ROOT"
+export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+STEPS=" ${GPU_CHECK_STEPS:-pytest backends train_throughput} "
+failed=0
+step() {  # step NAME SECONDS CMD...: run with a limit, log to $OUT/NAME.log
+  local name=$1 limit=$2
+  shift 2
+  [[ "$STEPS" == *" $name "* ]] || { echo "== $name: not selected"; return; }
+  echo "== $name (limit ${limit}s): $*"
+  local t0=$SECONDS
+  timeout "$limit" "$@" > >(tee "$OUT/$name.log") 2>&1
+  local rc=$?
+  echo "== $name: exit $rc after $((SECONDS - t0))s"
+  [ "$rc" -eq 0 ] || failed=1
+}
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || failed=1
+"$PYTHON" -c 'import torch, onnxruntime, platform; print("python", platform.python_version(), "torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.is_available(), "ort", onnxruntime.__version__, onnxruntime.get_available_providers())'
+step pytest "${GPU_CHECK_PYTEST_S:-120}" "$PYTHON" -m pytest -q -ra -p no:cacheprovider \
+  test/unit/test_gpu.py test/unit/test_runtime_factory.py
+step backends "${GPU_CHECK_BACKENDS_S:-170}" "$PYTHON" benchmarks/backends.py --rounds 4 --iters 20 \
+  --out "$OUT" --backends torch-eager torch-eager-cpu torch-compile torch-cuda-graphs ort-cpu ort-cuda tensorrt-fp16
+step train_throughput "${GPU_CHECK_TRAIN_S:-150}" "$PYTHON" benchmarks/train_throughput.py --rounds 2 --steps 40 \
+  --warmup 8 --out "$OUT" \
+  --model "$("$PYTHON" -c 'import mujoco' 2>/dev/null && echo recipe || echo default)"
+exit "$failed"
