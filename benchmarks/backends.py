@@ -3,7 +3,9 @@
     .venv/bin/python benchmarks/backends.py [--model DIR] [--robot franka_panda] [--rounds 10] [--iters 30]
 
 Backends measured (those this machine can run): torch eager, torch compile (inductor), ONNX Runtime
-CPU, and with a GPU ONNX Runtime CUDA (onnxruntime-gpu), torch cuda_graphs and TensorRT FP16.
+CPU, and with a GPU ONNX Runtime CUDA (onnxruntime-gpu), torch cuda_graphs and TensorRT FP16. torch
+eager and compile run where the node's device "auto" puts them (the GPU when there is one);
+torch-eager-cpu, measured only beside a GPU, is torch eager on the CPU for the side-by-side ratio.
 What is timed is Policy.infer() end to end -- preprocessing (resize, tokenise, normalise), noise,
 the network, postprocessing -- on a camera-sized image, batch 1, one call at a time, exactly what
 the inference worker does.
@@ -40,7 +42,7 @@ from bench_common import cpu_model, save_figure  # noqa: E402
 from uam_ros.runtime.policy import Observation  # noqa: E402
 from uam_ros.runtime.torch_backend import default_thread_count  # noqa: E402
 
-ALL = ("torch-eager", "torch-compile", "torch-cuda-graphs", "ort-cpu", "ort-cuda", "tensorrt-fp16")
+ALL = ("torch-eager", "torch-eager-cpu", "torch-compile", "torch-cuda-graphs", "ort-cpu", "ort-cuda", "tensorrt-fp16")
 
 
 def robot_layout(robot_name: str):
@@ -86,6 +88,8 @@ def available(requested: list[str]) -> tuple[list[str], dict[str, str]]:
         why = ""
         if name == "torch-cuda-graphs" and not cuda:
             why = "no CUDA GPU"
+        elif name == "torch-eager-cpu" and not cuda:
+            why = "no CUDA GPU: torch-eager already runs on the CPU"
         elif name == "ort-cpu" and not providers:
             why = "onnxruntime not installed"
         elif name == "ort-cuda" and "CUDAExecutionProvider" not in providers:
@@ -107,6 +111,8 @@ def build(name: str, model: Path, names: list[str], threads: int, cache: Path, s
     common = dict(threads=threads, seed=0)
     if name == "torch-eager":
         return TorchPolicy(model, names, **common)
+    if name == "torch-eager-cpu":
+        return TorchPolicy(model, names, device="cpu", **common)
     if name == "torch-compile":
         return TorchPolicy(model, names, mode="compile", **common)
     if name == "torch-cuda-graphs":
