@@ -4,7 +4,7 @@
 
 Backends measured (those this machine can run): torch eager, torch compile (inductor), ONNX Runtime
 CPU, and with a GPU ONNX Runtime CUDA (onnxruntime-gpu), torch cuda_graphs and TensorRT FP16. torch
-eager and compile run where the node's device "auto" puts them (the GPU when there is one);
+eager and compile run on the device "auto" picks (the GPU when there is one), cuda_graphs on the GPU;
 torch-eager-cpu, measured only beside a GPU, is torch eager on the CPU for the side-by-side ratio.
 What is timed is Policy.infer() end to end -- preprocessing (resize, tokenise, normalise), noise,
 the network, postprocessing -- on a camera-sized image, batch 1, one call at a time, exactly what
@@ -110,7 +110,7 @@ def build(name: str, model: Path, names: list[str], threads: int, cache: Path, s
 
     common = dict(threads=threads, seed=0)
     if name == "torch-eager":
-        return TorchPolicy(model, names, **common)
+        return TorchPolicy(model, names, mode="eager", **common)
     if name == "torch-eager-cpu":
         return TorchPolicy(model, names, device="cpu", **common)
     if name == "torch-compile":

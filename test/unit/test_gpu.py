@@ -65,6 +65,29 @@ def test_cuda_inference_matches_cpu(joints, mode):
     assert moved > 10 * PARITY_RAD  # the chunk moves: the tolerance is not larger than the signal
 
 
+def test_auto_backend_on_a_gpu_without_tensorrt(joints, tmp_path):
+    """No TensorRT: auto runs torch with CUDA graphs on the GPU rather than ONNX Runtime on the CPU,
+    unless onnxruntime has a CUDA provider, or the options pin torch to the CPU."""
+    from uam_ros.runtime.factory import create_policy
+    from uam_ros.runtime.ort_backend import has_cuda_provider
+    from uam_ros.runtime.tensorrt_backend import tensorrt_status
+
+    if tensorrt_status()[0]:
+        pytest.skip("TensorRT is installed: auto picks it (test_runtime_engine_cache covers that)")
+    options = {"cache_dir": tmp_path / "cache"}
+    choice = create_policy("auto", DEFAULT_MODEL, joints, threads=2, seed=3, options=options)
+    if has_cuda_provider():
+        assert choice.name == "onnxruntime" and "CUDAExecutionProvider" in choice.reason, choice.reason
+    else:
+        assert choice.name == "torch" and not choice.fallback, choice.reason
+        assert "no CUDA provider" in choice.reason and "torch cuda_graphs on cuda" in choice.reason, choice.reason
+    cpu = TorchPolicy(DEFAULT_MODEL, joints, seed=3, threads=2, device="cpu")
+    obs = observation(0)
+    assert np.max(np.abs(choice.policy.infer(obs).positions - cpu.infer(obs).positions)) < PARITY_RAD
+    pinned = create_policy("auto", DEFAULT_MODEL, joints, threads=2, options={**options, "device": "cpu"})
+    assert pinned.name == "onnxruntime", pinned.reason
+
+
 def _config(out_dir: Path, data: Path, **fields) -> TrainConfig:
     raw = {"stage": "action", "out_dir": str(out_dir), "data": {"train": [str(data)], "val": [str(data)]},
            "batch_size": 8, "lr": 3e-3, "min_lr": 3e-3, "warmup_steps": 0, "max_steps": 40, "seed": 3,

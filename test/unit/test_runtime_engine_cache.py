@@ -246,7 +246,7 @@ def test_tensorrt_engine_builds_caches_and_matches_torch(tmp_path):  # pragma: n
     assert first.engine_source == "built" and first.parity.ok
     second = TensorRTPolicy(ckpt, joints, precision="fp32", cache_dir=tmp_path / "cache", seed=5)
     assert second.engine_source == "cache"
-    reference = TorchPolicy(ckpt, joints, seed=5)
+    reference = TorchPolicy(ckpt, joints, seed=5, device="cpu")
     obs = Observation(np.random.default_rng(0).integers(0, 256, (48, 48, 3), np.uint8), np.zeros(4),
                       "pick up the red cube", 1)
     assert np.max(np.abs(second.infer(obs).positions - reference.infer(obs).positions)) < 1e-3

@@ -13,7 +13,7 @@ from uam_ros.runtime.engine_cache import EngineRefused
 from uam_ros.runtime.factory import backend_status, create_policy
 from uam_ros.runtime.parity import ParityReport, thresholds_for
 from uam_ros.runtime.policy import Observation
-from uam_ros.runtime.torch_backend import TorchPolicy
+from uam_ros.runtime.torch_backend import TorchPolicy, resolve_mode
 
 torch.set_num_threads(1)
 
@@ -26,7 +26,7 @@ def setup(tmp_path_factory):
     ckpt = init_checkpoint(tmp_path_factory.mktemp("factory") / "ckpt", state_dim=4, action_dim=4, joint_names=JOINTS,
                            robot_name="toy", seed=0, instructions=["pick up the red cube", "put the cube in the bowl"],
                            config_overrides=TINY)
-    return ckpt, {"cache_dir": cache}
+    return ckpt, {"cache_dir": cache, "device": "cpu"}  # the CPU host's chain (a GPU's: test_gpu.py)
 
 
 @pytest.fixture
@@ -87,13 +87,16 @@ def test_torch_requested_and_its_modes(setup):
     choice = create_policy("torch", ckpt, JOINTS, threads=1, options={**options, "inference_mode": False})
     assert (choice.name, choice.reason, choice.fallback) == ("torch", "requested: torch eager on cpu, 1 thread(s)",
                                                              False)
+    assert TorchPolicy(ckpt, JOINTS, threads=1, device="cpu").mode == "eager"
+    assert resolve_mode("auto", torch.device("cuda")) == "cuda_graphs" and resolve_mode("auto", torch.device("cpu")) == "eager"
+    assert resolve_mode("compile", torch.device("cuda")) == "compile"
     with pytest.raises(ValueError, match="mode 'cuda_graphs' needs a CUDA device"):
         TorchPolicy(ckpt, JOINTS, threads=1, device="cpu", mode="cuda_graphs")
     with pytest.raises(ValueError, match="mode must be one of"):
         TorchPolicy(ckpt, JOINTS, threads=1, mode="jit")
     # compile mode wiring (the 'eager' dynamo backend: same path as inductor without the minute of codegen)
-    eager, compiled = TorchPolicy(ckpt, JOINTS, threads=1, seed=2), TorchPolicy(
-        ckpt, JOINTS, threads=1, seed=2, mode="compile", compile_backend="eager")
+    eager, compiled = TorchPolicy(ckpt, JOINTS, threads=1, seed=2, device="cpu", mode="eager"), TorchPolicy(
+        ckpt, JOINTS, threads=1, seed=2, device="cpu", mode="compile", compile_backend="eager")
     obs = Observation(np.full((32, 32, 3), 90, np.uint8), np.zeros(4), "pick up the red cube", 1)
     np.testing.assert_allclose(compiled.infer(obs).positions, eager.infer(obs).positions, atol=1e-6)
     # a camera-sized image (resized by the processor) must not recompile the graph warm-up compiled

@@ -42,7 +42,7 @@ def observations(n=4):
 
 def test_ort_matches_torch_within_1e4(setup):
     ckpt, cache = setup
-    torch_policy = TorchPolicy(ckpt, JOINTS, threads=1, seed=11)
+    torch_policy = TorchPolicy(ckpt, JOINTS, threads=1, seed=11, device="cpu")
     ort_policy = OrtPolicy(ckpt, JOINTS, threads=1, seed=11, cache_dir=cache)
     assert isinstance(ort_policy, Policy) and ort_policy.name == "onnxruntime"
     previous = None
@@ -109,7 +109,7 @@ def test_the_localising_dorsal_options_export_and_match_torch(tmp_path):
         torch.manual_seed(1)
         loaded.model.dorsal.pointer.offset.weight.normal_(0.0, 0.5)
     save_checkpoint(ckpt, loaded.model, loaded.processor, loaded.kind, loaded.meta)
-    torch_policy = TorchPolicy(ckpt, JOINTS, threads=1, seed=5)
+    torch_policy = TorchPolicy(ckpt, JOINTS, threads=1, seed=5, device="cpu")
     ort_policy = OrtPolicy(ckpt, JOINTS, threads=1, seed=5, cache_dir=tmp_path / "cache")
     for obs in observations(2):
         a, b = torch_policy.infer(obs), ort_policy.infer(obs)

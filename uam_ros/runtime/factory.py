@@ -1,7 +1,9 @@
 """Pick and build a backend by name; 'auto' falls back from TensorRT to ONNX Runtime to torch.
 
-    auto         TensorRT when `tensorrt` imports and torch sees a CUDA GPU, else ONNX Runtime when
-                 installed, else torch.
+    auto         TensorRT when `tensorrt` imports and torch sees a CUDA GPU; else, on a GPU whose
+                 onnxruntime has no CUDA provider, torch on the GPU (CUDA graphs: 2.1 ms against
+                 11.5 ms for ONNX Runtime on the CPU, H200 box); else ONNX Runtime when installed,
+                 else torch.
     tensorrt     TensorRT; without TensorRT/CUDA (or when the engine fails to build or is refused by
                  the parity check) ONNX Runtime, then torch -- with fallback=True and a reason saying
                  why. The node keeps running on the next-best backend instead of failing to configure.
@@ -60,6 +62,13 @@ def backend_status() -> dict[str, tuple[bool, str]]:
 
     return {"tensorrt": tensorrt_status(), "onnxruntime": onnxruntime_status(),
             "torch": (True, f"torch {torch.__version__}")}
+
+
+def torch_sees_gpu(options: Mapping[str, Any]) -> bool:
+    """Whether the torch backend would run on a GPU with these options (device auto or cuda)."""
+    import torch
+
+    return str(options.get("device", "auto")).startswith(("auto", "cuda")) and torch.cuda.is_available()
 
 
 def _pick(options: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
@@ -182,8 +191,12 @@ def create_policy(
         else:
             notes.append(f"TensorRT unavailable ({why})")
 
-    from uam_ros.runtime.ort_backend import OrtPolicy, onnxruntime_status
+    from uam_ros.runtime.ort_backend import OrtPolicy, has_cuda_provider, onnxruntime_status
 
+    if backend == "auto" and options.get("providers", "auto") == "auto" and torch_sees_gpu(options) \
+            and not has_cuda_provider():
+        notes.append("ONNX Runtime has no CUDA provider (onnxruntime-gpu not installed), torch sees a GPU")
+        return torch_choice(False)
     usable, why = onnxruntime_status()
     if usable:
         try:

@@ -40,6 +40,15 @@ def onnxruntime_status() -> tuple[bool, str]:
     return True, f"onnxruntime {ort.__version__} ({', '.join(ort.get_available_providers())})"
 
 
+def has_cuda_provider() -> bool:
+    """Whether this onnxruntime build can run on a GPU (onnxruntime-gpu), without loading a model."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return False
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
 def choose_providers(requested: str | Sequence[str] = "auto") -> list[str]:
     """'auto' -> CUDA first when this onnxruntime build has it, then CPU; 'cpu' / 'cuda' / a list."""
     import onnxruntime as ort
