@@ -28,11 +28,7 @@ pytestmark = [
 ]
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "default" / "franka_panda"
-TINY_MODEL = dict(
-    d_model=32, n_heads=2, vision_layers=1, ventral_layers=1, dorsal_layers=1, action_layers=1, image_size=16,
-    patch_size=8, future_latent_grid=2, future_frame_size=8, latent_dim=8, decoder_channels=8, chunk_size=4,
-    max_text_len=12, num_steps=2, future_offset=2,
-)
+from tiny_model import TRAIN_TINY as TINY_MODEL  # noqa: E402
 # Largest CPU/GPU difference of a chunk's joint targets [rad]: cuDNN convolutions use TF32 by
 # default and kernels sum in other orders, so bit-equality is not expected; a wrong device transfer,
 # dtype or graph capture gives differences of the order of the chunk's motion (> 1e-2 rad).

@@ -14,11 +14,7 @@ from safetensors.torch import load_file, save_file
 from uam_ros.train.synthetic import make_synthetic_dataset
 
 WORLD_SIZE = 2
-TINY_MODEL = dict(
-    d_model=32, n_heads=2, vision_layers=1, ventral_layers=1, dorsal_layers=1, action_layers=1, image_size=16,
-    patch_size=8, future_latent_grid=2, future_frame_size=8, latent_dim=8, decoder_channels=8, chunk_size=4,
-    max_text_len=12, num_steps=2, future_offset=2,
-)
+from tiny_model import TRAIN_TINY as TINY_MODEL  # noqa: E402
 
 
 def _free_port() -> int:
