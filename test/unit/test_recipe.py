@@ -126,11 +126,12 @@ def test_from_scratch_phase_gets_its_model_and_the_previous_policys_recovery_dat
         collect_workers=1, eval_splits=("train",), eval_episodes=1,
         phases=(Phase("reach", "action", 6, 1e-3, 1e-4, 1, 8, ("reach",)),
                 Phase("goal", "action", 6, 1e-3, 1e-4, 1, 8, ("reach",), recovery_episodes=2, recovery_seed=2000,
-                      handoff=(2, 4), from_scratch=True, model={"goal_pointer_weight": 1.0})))
+                      handoff=(2, 4), policy_steps=2, from_scratch=True, model={"goal_pointer_weight": 1.0})))
     report = run_recipe(preset, work, None)
     final = load_checkpoint(report["checkpoint"])
     first = load_checkpoint(work / "reach" / "action" / "checkpoint")
     assert final.config.goal_pointer_weight == 1.0 and first.config.goal_pointer_weight == 0.0
     assert final.meta["init_from"] is None  # fresh weights, not phase 1's
+    assert "--policy-steps 2" in report["timings"]["collect_recovery_goal_reach"]["command"]
     episodes = list(DatasetReader(work / "data" / "recovery_goal_reach").episodes())
     assert episodes and all(e.info.handoff_policy == str(work / "reach" / "action" / "checkpoint") for e in episodes)

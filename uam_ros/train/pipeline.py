@@ -87,7 +87,7 @@ def timing(run_dir: Path, stage: str) -> dict[str, Any]:
 
 def collect(out: Path, settings: Any, *, tasks: list[str], episodes: int, vl_pairs: int, seed: int,
             timings: dict[str, Any], name: str, recovery_from: Path | None = None,
-            handoff: tuple[int, int] | None = None) -> None:
+            handoff: tuple[int, int] | None = None, policy_steps: int = 0) -> None:
     """`uam collect` (resumable itself); skipped when a previous invocation finished. With
     ``recovery_from``: recovery episodes (that checkpoint's policy first, then the expert)."""
     from uam_ros.train import collect as collect_mod
@@ -103,6 +103,8 @@ def collect(out: Path, settings: Any, *, tasks: list[str], episodes: int, vl_pai
         argv += ["--recovery-from", str(recovery_from)]
         if handoff is not None:
             argv += ["--handoff", str(handoff[0]), str(handoff[1])]
+        if policy_steps:
+            argv += ["--policy-steps", str(policy_steps)]
     parser = argparse.ArgumentParser()
     collect_mod.add_arguments(parser)
     log(f"collect {name}: uam collect {shlex.join(argv)}")

@@ -56,6 +56,9 @@ class Phase:
     recovery_episodes: int = 0
     recovery_seed: int = 0
     handoff: tuple[int, int] = (4, 56)
+    # Targets the previous policy executes per chunk while it acts (`uam collect --policy-steps`;
+    # 0: the robot config's n_action_steps). Collect at the rate the policy will be used at.
+    policy_steps: int = 0
     # Start from freshly initialised weights (the preset's model + `model` below) instead of the
     # previous phase's checkpoint; recovery episodes still come from the previous phase's policy.
     from_scratch: bool = False
@@ -173,7 +176,7 @@ def run_recipe(preset: RecipePreset, work: Path, install: Path | None) -> dict[s
                 out = data / f"recovery_{phase.name}_{task}"
                 collect(out, preset, tasks=[task], episodes=phase.recovery_episodes, vl_pairs=0,
                         seed=phase.recovery_seed, timings=timings, name=f"collect_recovery_{phase.name}_{task}",
-                        recovery_from=init, handoff=phase.handoff)
+                        recovery_from=init, handoff=phase.handoff, policy_steps=phase.policy_steps)
                 recovery.setdefault(task, []).append(out)
         sources = [data / "vl"] if phase.stage == "ventral" else \
             [data / t for t in phase.tasks] + [r for t in phase.tasks for r in recovery.get(t, [])]
@@ -275,7 +278,9 @@ def model_card(report: dict[str, Any], target: Path) -> str:
                   "acts for a seeded random number of steps, then the scripted expert takes over from that state "
                   "and is recorded. " + "; ".join(
                       f"before phase {p['name']}: {p['recovery_episodes']} per task, seeds {p['recovery_seed']}+, "
-                      f"hand-off after {p['handoff'][0]}-{p['handoff'][1]} steps" for p in recovery_phases)
+                      f"hand-off after {p['handoff'][0]}-{p['handoff'][1]} steps"
+                      + (f", the policy replanning every {p['policy_steps']} step(s)" if p.get("policy_steps") else "")
+                      for p in recovery_phases)
                   + ". Later phases train on all recovery data collected so far."]
     lines += [
         "",
