@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The checks that need a CUDA GPU, as one script for a lent GPU machine (see README "GPU checks"):
 # the gpu-marked tests (CUDA inference parity, CUDA training with autocast, nccl DDP where there are
-# two GPUs) and the two GPU-side benchmarks (inference backends, training throughput per precision).
+# two GPUs), the backend-choice and process-worker tests (torch runs on the GPU there by default) and the two GPU-side benchmarks (inference backends, training throughput per precision).
 # Writes the logs and results to $OUT (default: benchmarks/results/gpu). Needs python3 with torch
 # (CUDA build), numpy, pyyaml, safetensors, opencv-python-headless, onnx, onnxruntime, matplotlib
 # and pytest; no ROS, no simulator. Each step has its own time limit and a failed step does not
@@ -30,7 +30,7 @@ step() {  # step NAME SECONDS CMD...: run with a limit, log to $OUT/NAME.log
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || failed=1
 "$PYTHON" -c 'import torch, onnxruntime, platform; print("python", platform.python_version(), "torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.is_available(), "ort", onnxruntime.__version__, onnxruntime.get_available_providers())'
 step pytest "${GPU_CHECK_PYTEST_S:-120}" "$PYTHON" -m pytest -q -ra -p no:cacheprovider \
-  test/unit/test_gpu.py test/unit/test_runtime_factory.py
+  test/unit/test_gpu.py test/unit/test_runtime_factory.py test/unit/test_process_worker.py
 step backends "${GPU_CHECK_BACKENDS_S:-170}" "$PYTHON" benchmarks/backends.py --rounds 4 --iters 20 \
   --out "$OUT" --backends torch-eager torch-eager-cpu torch-compile torch-cuda-graphs ort-cpu ort-cuda tensorrt-fp16
 step train_throughput "${GPU_CHECK_TRAIN_S:-150}" "$PYTHON" benchmarks/train_throughput.py --rounds 2 --steps 40 \
