@@ -126,7 +126,9 @@ PRESETS = {
             # G2 (experiment 4): fresh weights with the goal pointer, on the expert episodes plus 300
             # recovery episodes of phase 1's policy (DAgger-style). Same 100 layouts, 8 / 2 steps per
             # chunk: goal pointer alone 19 / 16 %, recovery alone 19 / 44 %, both 32 / 56 % (seed 1:
-            # 47 / 43 %; phase 1 alone: 29 / 41 %, seed 1: 16 / 26 %).
+            # 47 / 43 %, seed 2: 59 / 43 %; phase 1 alone: 29 / 41 %, seed 1: 16 / 26 %). Not better in
+            # one run each (experiment 5): a ventral-pretrained start 20 / 26 %, a second recovery round
+            # collected at 2 steps per chunk 28 / 45 %, 1300 expert layouts 24 / 16 %.
             Phase("reach_recovery_goal", "action", 1500, 1e-3, 1e-4, 100, 32, ("reach",), recovery_episodes=300,
                   recovery_seed=300, handoff=(4, 56), from_scratch=True, model={"goal_pointer_weight": 1.0}),
         ),
