@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The checks that need a CUDA GPU, as one script for a lent GPU machine (see README "GPU checks"):
+# The checks that need a CUDA GPU, as one script for a GPU machine (README, "Inference backends"):
 # the gpu-marked tests (CUDA inference parity, CUDA training with autocast, nccl DDP where there are
-# two GPUs), the backend-choice and process-worker tests (torch runs on the GPU there by default) and the two GPU-side benchmarks (inference backends, training throughput per precision).
+# two GPUs), the backend-choice and process-worker tests (torch runs on the GPU there by default),
+# and the two GPU-side benchmarks (inference backends, training throughput per precision).
 # Writes the logs and results to $OUT (default: benchmarks/results/gpu). Needs python3 with torch
 # (CUDA build), numpy, pyyaml, safetensors, opencv-python-headless, onnx, onnxruntime, matplotlib
 # and pytest; no ROS, no simulator. Each step has its own time limit and a failed step does not
