@@ -6,8 +6,9 @@ What a `uam recipe` phase costs per step on this machine: the action stage of th
 model (the default UAMConfig with the recipe's pointer overrides, uam_ros.train.recipe.POINTER_MODEL)
 (--model recipe; --model default: the plain default UAMConfig, whose training needs no robot
 forward kinematics -- the pointer targets come from FK on the MuJoCo robot model, so `recipe` needs
-the simulator installed) trained by uam_ros.train.trainer.train -- the real loop: batches from a dataset on disk, autocast,
-clipping, AdamW -- on a synthetic dataset at the model's image size (uam_ros.train.synthetic).
+the simulator installed) trained by uam_ros.train.trainer.train -- the real loop: batches from a
+dataset on disk, autocast, clipping, AdamW -- on a synthetic dataset at the model's image size
+(uam_ros.train.synthetic).
 
 Configurations: cpu (fp32, the trainer's default threads), and with a GPU cuda fp32, cuda bf16
 autocast, cuda fp16 autocast + gradient scaler. Rounds are interleaved (every configuration once per
@@ -52,8 +53,8 @@ def measure(name: str, data: Path, out_dir: Path, args) -> float:
 
     raw = {"stage": "action", "out_dir": str(out_dir), "data": {"train": [str(data)], "val_fraction": 0.0},
            "batch_size": args.batch, "lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 0, "max_steps": args.steps,
-           "seed": 0, "threads": args.threads, "log_every": 1, "resume": False, "model": dict(POINTER_MODEL) if args.model == "recipe" else {},
-           **device_fields(name)}
+           "seed": 0, "threads": args.threads, "log_every": 1, "resume": False,
+           "model": dict(POINTER_MODEL) if args.model == "recipe" else {}, **device_fields(name)}
     result = train(from_dict(TrainConfig, raw, "train_throughput"), quiet=True)
     rows = result.history["train"][args.warmup:]
     return statistics.median(row["samples_per_s"] for row in rows)
@@ -77,8 +78,8 @@ def plot(result: dict, path: Path) -> None:
     ax.set_ylabel("training samples / s (action stage)")
     ax.set_ylim(0, max(max(r["rounds_samples_per_s"]) for r in result["configs"].values()) * 1.25)
     env = result["environment"]
-    title = (f"action-stage training ({result['config']['model']} model), batch {result['config']['batch']}: {env['cpu_count']} cores "
-             f"({env['cpu_model']})" + (f", {env['gpu']}" if env.get("gpu") else ""))
+    title = (f"action-stage training ({result['config']['model']} model), batch {result['config']['batch']}: "
+             f"{env['cpu_count']} cores ({env['cpu_model']})" + (f", {env['gpu']}" if env.get("gpu") else ""))
     save_figure(fig, path, title)
 
 
@@ -109,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="uam-train-throughput-"))
     data = make_synthetic_dataset(work / "data", episodes=args.episodes, length=40,
                                   image_size=UAMConfig().image_size)
-    env = {**machine_info(), "loadavg_before": machine_info()["loadavg"]}
+    before = machine_info()
+    env = {**before, "loadavg_before": before["loadavg"]}
     samples: dict[str, list[float]] = {n: [] for n in configs}
     started = time.monotonic()
     for round_index in range(args.rounds):
@@ -122,8 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     cpu = statistics.median(samples["cpu"]) if samples.get("cpu") else None
     result = {
         "benchmark": "train_throughput", "time": timestamp(), "environment": env,
-        "config": {"model": args.model, "steps": args.steps, "warmup": args.warmup, "batch": args.batch, "rounds": args.rounds,
-                   "episodes": args.episodes, "threads": args.threads, "wall_s": time.monotonic() - started},
+        "config": {"model": args.model, "steps": args.steps, "warmup": args.warmup, "batch": args.batch,
+                   "rounds": args.rounds, "episodes": args.episodes, "threads": args.threads,
+                   "wall_s": time.monotonic() - started},
         "skipped": skipped,
         "configs": {n: {"rounds_samples_per_s": v, "median_samples_per_s": statistics.median(v),
                         "ratio_to_cpu": statistics.median(v) / cpu if cpu else float("nan")}

@@ -22,13 +22,14 @@ from uam_ros.train.config import TrainConfig
 from uam_ros.train.synthetic import make_synthetic_dataset
 from uam_ros.train.trainer import train
 
+from tiny_model import TRAIN_TINY as TINY_MODEL  # test/unit is on sys.path (pytest rootdir insertion)
+
 pytestmark = [
     pytest.mark.gpu,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (torch.cuda.is_available() is False)"),
 ]
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "default" / "franka_panda"
-from tiny_model import TRAIN_TINY as TINY_MODEL  # noqa: E402
 # Largest CPU/GPU difference of a chunk's joint targets [rad]: cuDNN convolutions use TF32 by
 # default and kernels sum in other orders, so bit-equality is not expected; a wrong device transfer,
 # dtype or graph capture gives differences of the order of the chunk's motion (> 1e-2 rad).

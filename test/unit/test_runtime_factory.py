@@ -88,7 +88,8 @@ def test_torch_requested_and_its_modes(setup):
     assert (choice.name, choice.reason, choice.fallback) == ("torch", "requested: torch eager on cpu, 1 thread(s)",
                                                              False)
     assert TorchPolicy(ckpt, JOINTS, threads=1, device="cpu").mode == "eager"
-    assert resolve_mode("auto", torch.device("cuda")) == "cuda_graphs" and resolve_mode("auto", torch.device("cpu")) == "eager"
+    assert resolve_mode("auto", torch.device("cuda")) == "cuda_graphs"
+    assert resolve_mode("auto", torch.device("cpu")) == "eager"
     assert resolve_mode("compile", torch.device("cuda")) == "compile"
     with pytest.raises(ValueError, match="mode 'cuda_graphs' needs a CUDA device"):
         TorchPolicy(ckpt, JOINTS, threads=1, device="cpu", mode="cuda_graphs")
