@@ -17,6 +17,10 @@ decision takes the node's real path:
   inference     Policy.infer on the observation the node submitted: the node's torch backend and, for
                 comparison, ONNX Runtime on the same checkpoint and observation
 
+The node publishes its display topics (~/predicted_trajectory, ~/imagined_future, ~/predicted_path)
+only while something subscribes to them; --viewer subscribes to all three as rviz would, so the
+figures cover both a headless robot and one watched in rviz.
+
 Each cycle delivers --joints-per-cycle joint states and one frame, ticks as the node would while one
 inference runs (2 waiting ticks, the submit, the chunk, 1 idle tick) and runs each backend once on the
 submitted observation; --rounds x --cycles cycles. Reported:
@@ -189,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="node parameter predicted_path:=false (default: on, as the node's default)")
     parser.add_argument("--no-compare-events", dest="compare_events", action="store_false",
                         help="skip delivering every other cycle through rclpy's EventsExecutor for comparison")
+    parser.add_argument("--viewer", action="store_true",
+                        help="subscribe to the display topics (~/predicted_trajectory, ~/imagined_future, "
+                             "~/predicted_path) as rviz would; without it the node publishes none of them")
     parser.add_argument("--no-compare-path", dest="compare_path", action="store_false",
                         help="skip the cycles (every other pair) that tick with ~/predicted_path off, for comparison")
     parser.add_argument("--threads", type=int, default=0, help="inference intra-op threads (default cores - 1)")
@@ -254,8 +261,19 @@ def main(argv: list[str] | None = None) -> int:
     executor_in_use = ["single"]
     executors["single"].add_node(node)
     dispatch_node = rclpy.create_node("uam_overhead_dispatch")
+    viewer = rclpy.create_node("uam_overhead_viewer")
+    if args.viewer:  # rviz's side: never spun, its readers just keep the newest messages
+        from sensor_msgs.msg import Image as ImageMsg
+        from trajectory_msgs.msg import JointTrajectory
+        from visualization_msgs.msg import MarkerArray
+
+        for msg_type, topic in ((JointTrajectory, "predicted_trajectory"), (ImageMsg, "imagined_future"),
+                                (MarkerArray, "predicted_path")):
+            viewer.create_subscription(msg_type, f"/{node.get_name()}/{topic}", lambda _msg: None, 2)
+    displays = [p for p in (node._predicted_pub, node._future_pub, node._path_pub) if p is not None]
     for _ in range(200):
-        if joint_pub.get_subscription_count() and image_pub.get_subscription_count():
+        if (joint_pub.get_subscription_count() and image_pub.get_subscription_count()
+                and (not args.viewer or all(p.get_subscription_count() for p in displays))):
             break
         executors["single"].spin_once(timeout_sec=0.05)
 
@@ -407,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     use_executor("single")
     for ex in (*executors.values(), *dispatchers.values()):
         ex.shutdown()
-    for n in (node, source, dispatch_node):
+    for n in (node, source, dispatch_node, viewer):
         n.destroy_node()
     rclpy.try_shutdown()
 
@@ -435,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
         "created": timestamp(),
         "config": {"robot": robot.name, "model": str(model), "threads": threads, "rounds": args.rounds,
                    "cycles_per_round": args.cycles, "joints_per_cycle": args.joints_per_cycle,
-                   "predicted_path": args.predicted_path, "rates": rates, "benchmark_s": round(bench_s, 1),
+                   "predicted_path": args.predicted_path, "viewer": args.viewer, "rates": rates, "benchmark_s": round(bench_s, 1),
                    "chunks_commanded": accepted[0], "deliveries_not_on_first_spin": missed},
         "method": {
             "per_chunk_path": "camera_frame + tick_submit + tick_chunk + 2 timer_dispatch (p50 each), over inference p50",

@@ -233,3 +233,30 @@ def test_position_output_mode_streams_one_valid_setpoint_per_tick(tmp_path, clie
             assert np.max(np.abs(q - arm.q[:7])) < panda.control.max_position_deviation
     finally:
         assert node.stop() == 0, node.log()
+
+
+def test_only_command_and_input_endpoints_carry_qos_event_handlers(rclpy_context, panda_checkpoint):
+    """rclpy's default QoS event handlers (they log incompatible QoS / type) stay on what must never
+    fail silently -- the command publishers and the input subscriptions -- and are dropped from the
+    display topics, where each would only add to every executor spin (uam_ros.ros.qos)."""
+    from rclpy.parameter import Parameter
+
+    from uam_ros.ros.policy_node import PolicyNode
+
+    node = PolicyNode(parameter_overrides=[Parameter("robot", value="franka_panda"),
+                                           Parameter("model", value=str(panda_checkpoint)),
+                                           Parameter("backend", value="torch"), Parameter("inference_threads", value=1)])
+    try:
+        node.trigger_configure()
+        assert node.lifecycle_state == "inactive"
+        handlers = {p.topic_name: len(p.event_handlers) for p in node.publishers}
+        handlers.update({s.topic_name: len(s.event_handlers) for s in node.subscriptions})
+        must_report = ["/joint_trajectory_controller/joint_trajectory", "/gripper_controller/commands",
+                       "/joint_states", "/camera/image_raw", "/uam_policy/instruction"]
+        display = ["/uam_policy/predicted_trajectory", "/uam_policy/imagined_future", "/uam_policy/chunk_timing",
+                   "/uam_policy/predicted_path", "/diagnostics"]
+        assert all(handlers[topic] >= 1 for topic in must_report), handlers
+        assert all(handlers[topic] == 0 for topic in display), handlers
+    finally:
+        node.trigger_cleanup()
+        node.destroy_node()

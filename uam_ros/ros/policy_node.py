@@ -30,7 +30,7 @@ from uam_ros.ros.conversions import positions_msg, rgb_to_image_msg, stamp_to_s,
 from uam_ros.ros.diagnostics import RateCounter, diagnostic_array, status_level
 from uam_ros.ros.markers import PathScene, predicted_path_markers
 from uam_ros.ros.params import declare
-from uam_ros.ros.qos import COMMAND_QOS, INSTRUCTION_QOS, SENSOR_QOS
+from uam_ros.ros.qos import COMMAND_QOS, INSTRUCTION_QOS, SENSOR_QOS, display_only_events
 from uam_ros.ros.node_main import run_node
 from uam_ros.ros.tick_stats import TickStats
 from uam_ros.schema import spec
@@ -115,7 +115,7 @@ class PolicyNode(LifecycleNode):
         self._tick_stats: TickStats | None = None  # control-timer period errors, for /diagnostics
         self._camera_rate = RateCounter()
         self._joint_rate = RateCounter()
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10, event_callbacks=display_only_events())
         self._diag_timer = self.create_timer(self.params.diagnostics_period_s, self._publish_diagnostics)
         self._endpoints: list = []
         self.kinematics = None  # uam_ros.kinematics.RobotKinematics, built at configure
@@ -245,10 +245,12 @@ class PolicyNode(LifecycleNode):
     def _create_endpoints(self, robot: RobotConfig) -> None:
         pub = self.create_lifecycle_publisher
         self._traj_pub = pub(JointTrajectory, robot.controller.trajectory_topic, COMMAND_QOS)
-        self._predicted_pub = pub(JointTrajectory, "~/predicted_trajectory", 10)
-        self._future_pub = pub(Image, "~/imagined_future", 2)
-        self._timing_pub = pub(Float64MultiArray, "~/chunk_timing", 10)
-        self._path_pub = pub(MarkerArray, "~/predicted_path", 2) if self.kinematics is not None else None
+        display = display_only_events
+        self._predicted_pub = pub(JointTrajectory, "~/predicted_trajectory", 10, event_callbacks=display())
+        self._future_pub = pub(Image, "~/imagined_future", 2, event_callbacks=display())
+        self._timing_pub = pub(Float64MultiArray, "~/chunk_timing", 10, event_callbacks=display())
+        self._path_pub = (pub(MarkerArray, "~/predicted_path", 2, event_callbacks=display())
+                          if self.kinematics is not None else None)
         self._gripper_pub = pub(Float64MultiArray, robot.gripper.command_topic, COMMAND_QOS) if robot.gripper else None
         self._position_pub = None
         if self.params.output_mode == "position":
@@ -447,7 +449,10 @@ class PolicyNode(LifecycleNode):
         if result.command is not None:
             msg = trajectory_to_msg(result.command)
             if result.chunk is not None:
-                self._predicted_pub.publish(msg)
+                # Display topics are published only while someone subscribes (DDS would deliver an
+                # unmatched message to no one anyway); serialising them costs the tick that commands.
+                if self._predicted_pub.get_subscription_count():
+                    self._predicted_pub.publish(msg)
                 self._record("predicted_trajectory", msg)
             if self.enabled:
                 self._traj_pub.publish(msg)
@@ -462,8 +467,12 @@ class PolicyNode(LifecycleNode):
         refused = self.loop.status.startswith("rejected_") and self._poll.last is not None
         path_job = None
         if self._path_pub is not None and (result.command is not None or refused):
-            path_job = self._path_job(now, result)  # drawn at the next tick that sends nothing
-        if result.imagined_future is not None:
+            if self._recording is not None or self._path_pub.get_subscription_count():
+                path_job = self._path_job(now, result)  # drawn at the next tick that sends nothing
+            else:
+                self._last_path = None  # nobody draws it: the next viewer starts without a stale "previous"
+        if result.imagined_future is not None and (self._recording is not None
+                                                   or self._future_pub.get_subscription_count()):
             future = rgb_to_image_msg(result.imagined_future, now, self.robot.base_frame)
             self._future_pub.publish(future)
             self._record("imagined_future", future)
