@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 
 import pytest
 
@@ -29,3 +30,11 @@ def ur5e():
     from uam_ros.control.robot_config import load_robot_config
 
     return load_robot_config("ur5e")
+
+
+@pytest.fixture
+def loopback_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (DDP rendezvous, the Foxglove bridge)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

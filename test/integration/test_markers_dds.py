@@ -139,17 +139,11 @@ class _WebSocket:
         self.sock.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_uam_run_sim_brings_the_policy_up_with_foxglove(tmp_path, client, panda_checkpoint):
+def test_uam_run_sim_brings_the_policy_up_with_foxglove(tmp_path, client, panda_checkpoint, loopback_port):
     pytest.importorskip("foxglove", reason="foxglove-sdk is not installed (pip install foxglove-sdk)")
     from rclpy.serialization import deserialize_message
 
-    port = _free_port()
+    port = loopback_port
     log_dir = tmp_path / "logs"
     run = subprocess.Popen([sys.executable, "-m", "uam_ros.cli", "run", "--robot", "franka_panda", "--sim",
                             "--model", str(panda_checkpoint), "--task", "reach", "--foxglove", "--foxglove-port",

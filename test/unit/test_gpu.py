@@ -6,7 +6,6 @@ lent GPU machine with `scripts/gpu_check.sh`."""
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -111,12 +110,6 @@ def test_cuda_training_learns_and_the_cpu_loads_its_checkpoint(tmp_path, data, p
         assert torch.equal(tensor, trained[name]), name
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _nccl_rank(rank: int, world: int, port: int, out_dir: str, data: str, result: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank))
@@ -130,10 +123,10 @@ def _nccl_rank(rank: int, world: int, port: int, out_dir: str, data: str, result
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="nccl DDP needs two GPUs (one rank per GPU)")
-def test_ddp_on_nccl_trains(tmp_path, data):
+def test_ddp_on_nccl_trains(tmp_path, data, loopback_port):
     """One rank per GPU over nccl (torchrun's layout); the trainer checks the ranks' weights agree."""
     world = torch.cuda.device_count()
-    torch.multiprocessing.spawn(_nccl_rank, args=(world, _free_port(), str(tmp_path / "run"), str(data),
+    torch.multiprocessing.spawn(_nccl_rank, args=(world, loopback_port, str(tmp_path / "run"), str(data),
                                                   str(tmp_path / "done")), nprocs=world, join=True)
     assert (tmp_path / "done").read_text() == "4"
     assert load_checkpoint(tmp_path / "run" / "checkpoint").meta["step"] == 4

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import time
 
 import pytest
@@ -15,12 +14,6 @@ from uam_ros.train.synthetic import make_synthetic_dataset
 
 WORLD_SIZE = 2
 from tiny_model import TRAIN_TINY as TINY_MODEL  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 STAGES = ("dorsal", "action")  # dorsal: DDP with unused parameters (no cross-attention in pretraining)
@@ -55,11 +48,11 @@ def _worker(rank: int, port: int, run_dir: str, data: str, result_dir: str) -> N
             torch.distributed.destroy_process_group()
 
 
-def test_two_gloo_ranks_keep_identical_parameters(tmp_path):
+def test_two_gloo_ranks_keep_identical_parameters(tmp_path, loopback_port):
     data = make_synthetic_dataset(tmp_path / "data", episodes=2, length=8, image_size=16)
     run_dir, result_dir = tmp_path / "run", tmp_path / "ranks"
     result_dir.mkdir()
-    context = mp.spawn(_worker, args=(_free_port(), str(run_dir), str(data), str(result_dir)),
+    context = mp.spawn(_worker, args=(loopback_port, str(run_dir), str(data), str(result_dir)),
                        nprocs=WORLD_SIZE, join=False)
     deadline = time.monotonic() + 180
     while not context.join(timeout=5):
