@@ -3,6 +3,10 @@
     uam eval --checkpoint runs/action/checkpoint --tasks reach pick --split heldout --episodes 20
     uam eval --checkpoint runs/action/checkpoint --vl data/vl_eval        # VQA retention
 
+It prints a table (success per task with 95 % Wilson intervals, the mean over tasks, wrong-object and
+near-miss failures, VQA per question kind; uam_ros.train.eval_report); --json keeps every episode,
+--plot draws the table.
+
 closed_loop_success runs the policy in-process, the way the ROS loop does but without ROS: observe
 (camera frame + joint state) -> infer a chunk -> execute its first n_action_steps targets at the
 action rate (SimWorld.move_to interpolates between consecutive targets, as a trajectory controller
@@ -247,7 +251,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "instead of in-process")
     parser.add_argument("--backend", choices=("auto", "tensorrt", "onnxruntime", "torch"), default="auto",
                         help="with --ros: the policy node's inference backend")
-    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--json", help="write the full results (every episode) here as JSON; '-': to stdout "
+                        "instead of the table")
+    parser.add_argument("--plot", type=Path, help="plot success per task (95 %% intervals) and VQA per kind here "
+                        "(default: next to --json, as .png)")
     parser.add_argument("--quiet", action="store_true")
 
 
@@ -265,10 +272,18 @@ def run(args: argparse.Namespace) -> int:
     if not report:
         print("uam eval: nothing to do (give --tasks and/or --vl)", file=sys.stderr)
         return 2
+    from uam_ros.train.eval_report import format_table, plot_report
+
     text = json.dumps(report, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    if args.json == "-":
+        print(text)
+    else:
+        print(format_table(report))
+    if args.json and args.json != "-":
+        Path(args.json).write_text(text + "\n")
+    plot = args.plot or (Path(args.json).with_suffix(".png") if args.json and args.json != "-" else None)
+    if plot is not None:
+        print(f"plot: {plot_report(report, plot)}", file=sys.stderr)
     return 0
 
 
