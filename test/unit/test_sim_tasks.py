@@ -289,3 +289,38 @@ def test_train_and_heldout_episodes_are_unchanged_by_the_subsplits():
     """Pinned before the sub-splits were added: datasets collected earlier stay reproducible."""
     assert _digest("train") == "fac363fd54300654"
     assert _digest("heldout") == "d5fd470003f61458"
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_retarget_names_another_object_of_the_same_layout(seed):
+    from uam_ros.sim.tasks import describe_object, retarget, retarget_id, split_retarget_id
+
+    spec = sample_episode("reach", "train", seed)
+    assert retarget(spec, 0) is spec
+    named = set()
+    for k in (1, 2):
+        other = retarget(spec, k)
+        assert other.objects == spec.objects and other.seed == spec.seed  # the very same layout
+        assert other.target != spec.target and other.target not in named
+        named.add(other.target)
+        words = describe_object(other.target_object)
+        assert words in other.instruction and describe_object(spec.target_object) not in other.instruction
+        # the same wording otherwise: only the object's description changed
+        assert other.instruction.replace(words, "X") == spec.instruction.replace(describe_object(spec.target_object), "X")
+        assert split_retarget_id(retarget_id(seed, k)) == (seed, k)
+    assert not success(retarget(spec, 1), resting_state(spec, ee=spec.target_object.pos + (0.02,)))
+
+
+def test_retarget_refuses_what_it_cannot_name():
+    from uam_ros.sim.tasks import retarget, retarget_id
+
+    spec = sample_episode("reach", "train", 0)
+    with pytest.raises(ValueError, match="other objects"):
+        retarget(spec, len(spec.objects))
+    with pytest.raises(ValueError, match="cannot be retargeted"):
+        retarget(sample_episode("put_in", "train", 0), 1)
+    twin = replace(spec.objects[2], color=spec.objects[1].color, shape=spec.objects[1].shape)
+    with pytest.raises(ValueError, match="ambiguous"):
+        retarget(replace(spec, objects=(spec.objects[0], spec.objects[1], twin)), 1)
+    with pytest.raises(ValueError, match="outside"):
+        retarget_id(10_000_000, 1)

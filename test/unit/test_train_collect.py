@@ -139,3 +139,23 @@ def test_recovery_episode_starts_where_the_policy_left_the_arm(policy_steps):
     np.testing.assert_allclose(episode.joint_positions[0], world.joint_state()[1], atol=1e-5)
     assert np.abs(episode.joint_positions[0] - home).max() > 0.05  # the policy moved the arm
     world.close()
+
+
+def test_all_targets_records_each_object_of_a_layout_named_in_turn(tmp_path):
+    from uam_ros.sim.tasks import split_retarget_id
+
+    out = tmp_path / "allt"
+    assert run(_args("--tasks", "reach", "--episodes", "1", "--seed", "5", "--image-size", "48", "--quiet",
+                     "--all-targets", "--out", str(out))) == 0
+    episodes = [DatasetReader(out).load(i) for i in range(3)]
+    assert sorted(split_retarget_id(e.info.seed) for e in episodes) == [(5, 0), (5, 1), (5, 2)]
+    assert len({e.info.target for e in episodes}) == 3 and len({e.info.instruction for e in episodes}) == 3
+    assert all(e.info.success and e.info.objects == episodes[0].info.objects for e in episodes)
+    # the same first frame, three different demonstrations: only the instruction tells them apart
+    assert all(np.array_equal(e.frames[0], episodes[0].frames[0]) for e in episodes)
+    ends = [e.ee_positions[-1][:2] for e in episodes]
+    for e, end in zip(episodes, ends):
+        named = next(o for o in e.info.objects if o["name"] == e.info.target)
+        assert np.linalg.norm(end - np.array(named["pos"])) < 0.05
+    with pytest.raises(SystemExit, match="reach only"):
+        run(_args("--tasks", "reach", "press", "--episodes", "1", "--all-targets", "--out", str(tmp_path / "x")))

@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -468,7 +468,7 @@ def get_task(name: str) -> TaskSpec:
     return TASKS[name]
 
 
-def _describe(obj: ObjectSpec) -> str:
+def describe_object(obj: ObjectSpec) -> str:
     if obj.shape in ("zone", "bin", "button"):
         return obj.color
     return f"{obj.color} {obj.shape}"
@@ -492,9 +492,9 @@ def sample_episode(task: str, split: str, seed: int) -> EpisodeSpec:
     by_name = {o.name: o for o in objects}
     templates = spec.templates(split)
     template = templates[int(rng.integers(len(templates)))]
-    words = {"obj": _describe(by_name[target]), "color": by_name[target].color}
+    words = {"obj": describe_object(by_name[target]), "color": by_name[target].color}
     if goal is not None:
-        words["goal"] = _describe(by_name[goal])
+        words["goal"] = describe_object(by_name[goal])
     return EpisodeSpec(
         task=task,
         split=split,
@@ -505,6 +505,49 @@ def sample_episode(task: str, split: str, seed: int) -> EpisodeSpec:
         goal=goal,
         max_steps=spec.max_steps,
     )
+
+
+# Counterfactual episodes (`uam collect --all-targets`): the layout of seed s with its k-th other object
+# named instead of the target is recorded as episode id s + k * RETARGET_STRIDE, so that datasets keep
+# one file per (task, id) and the layout stays recoverable from the id.
+RETARGET_STRIDE = 10_000_000
+RETARGET_TASKS = ("reach",)  # tasks whose expert can take any object of the layout as its target
+
+
+def retarget_id(seed: int, k: int) -> int:
+    if not 0 <= seed < RETARGET_STRIDE:
+        raise ValueError(f"layout seed {seed} outside [0, {RETARGET_STRIDE}) cannot be retargeted")
+    return seed + k * RETARGET_STRIDE
+
+
+def split_retarget_id(episode_id: int) -> tuple[int, int]:
+    """(layout seed, k) of an episode id from retarget_id (k = 0: the layout's own target)."""
+    return episode_id % RETARGET_STRIDE, episode_id // RETARGET_STRIDE
+
+
+def retarget(spec: EpisodeSpec, k: int) -> EpisodeSpec:
+    """The same layout with its k-th other object named instead of the target (k = 0: unchanged).
+
+    Why: in a layout the instruction is the only thing that says which object to go to, but the
+    sampler puts targets in the training region and distractors anywhere, so a policy can score by
+    going to the most central object without reading the instruction -- and the trained ones did
+    (docs/training_notes.md, experiment 6). Recording the same layout once per named object leaves
+    the instruction as the only cue that tells the demonstrations apart.
+    """
+    if k == 0:
+        return spec
+    if spec.task not in RETARGET_TASKS or spec.goal is not None:
+        raise ValueError(f"task '{spec.task}' cannot be retargeted (only {list(RETARGET_TASKS)}: a single object "
+                         "to go to, any of the layout's objects will do)")
+    others = [o for o in spec.objects if o.name != spec.target]
+    if not 1 <= k <= len(others):
+        raise ValueError(f"layout seed {spec.seed} has {len(others)} other objects, asked for number {k}")
+    named, old_words = others[k - 1], describe_object(spec.target_object)
+    if [describe_object(o) for o in spec.objects].count(describe_object(named)) != 1:
+        raise ValueError(f"layout seed {spec.seed}: another object is also a {describe_object(named)} (ambiguous)")
+    if spec.instruction.count(old_words) != 1:
+        raise ValueError(f"instruction {spec.instruction!r} does not name '{old_words}' exactly once")
+    return replace(spec, target=named.name, instruction=spec.instruction.replace(old_words, describe_object(named)))
 
 
 def success(ep: EpisodeSpec, state: WorldState) -> bool:

@@ -158,10 +158,11 @@ def record_expert_episode(job: EpisodeJob) -> EpisodeOutcome:
     from wherever it left the arm; the step limit counts the policy's steps too.
     """
     from uam_ros.sim.expert import ScriptedExpert
-    from uam_ros.sim.tasks import sample_episode
+    from uam_ros.sim.tasks import retarget, sample_episode, split_retarget_id
 
     start = time.monotonic()
-    spec = sample_episode(job.task, job.split, job.seed)
+    layout_seed, named = split_retarget_id(job.seed)  # named > 0: a counterfactual (--all-targets)
+    spec = retarget(sample_episode(job.task, job.split, layout_seed), named)
     world = _world_for(job, spec)
     if world.cfg.gripper is None:
         raise DatasetError(f"robot {job.robot!r} has no gripper; the scripted experts need one")
@@ -216,6 +217,22 @@ def record_expert_episode(job: EpisodeJob) -> EpisodeOutcome:
     )
     episode = Episode(**{k: np.stack(v) for k, v in rows.items()}, info=info)
     return EpisodeOutcome(job.task, job.seed, True, steps, seconds, episode)
+
+
+def _named_variants(task: str, split: str, seed: int) -> list[int]:
+    """Episode ids of layout ``seed`` with each of its objects named in turn (tasks.retarget); an
+    object that cannot be named unambiguously is left out."""
+    from uam_ros.sim.tasks import retarget, retarget_id, sample_episode
+
+    spec = sample_episode(task, split, seed)
+    ids = [seed]
+    for k in range(1, len(spec.objects)):
+        try:
+            retarget(spec, k)
+        except ValueError:
+            continue
+        ids.append(retarget_id(seed, k))
+    return ids
 
 
 def _collect_job(args: tuple[EpisodeJob, str]) -> EpisodeOutcome:
@@ -465,6 +482,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: the robot config's chunk.n_action_steps; collect where the policy will be used)")
     parser.add_argument("--handoff", type=int, nargs=2, default=(4, 56), metavar=("MIN", "MAX"),
                         help="with --recovery-from: policy steps before the hand-off, seeded uniform in [MIN, MAX]")
+    parser.add_argument("--all-targets", action="store_true",
+                        help="reach only: record every layout once per object, each named in turn (episode "
+                        "id = seed + k * 10^7 for the k-th other object), so the instruction is the only cue "
+                        "that tells the demonstrations apart")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -479,6 +500,8 @@ def _check_args(args: argparse.Namespace) -> None:
     for name in ("episodes", "vl_pairs", "seed"):
         if getattr(args, name) < 0:
             raise SystemExit(f"uam collect: --{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    if args.all_targets and set(args.tasks) - {"reach"}:
+        raise SystemExit(f"uam collect: --all-targets records reach only (got {sorted(args.tasks)})")
     if args.workers < 1:
         raise SystemExit(f"uam collect: --workers must be >= 1, got {args.workers}")
     if args.image_size < 0:
@@ -545,10 +568,11 @@ def run(args: argparse.Namespace) -> int:
 
     recovery = str(args.recovery_from) if args.recovery_from else None
     jobs = [
-        EpisodeJob(str(args.robot), task, args.split, args.seed + i, args.camera, image_size, args.max_steps,
-                   recovery, handoff_step(args.seed + i, *args.handoff) if recovery else 0, args.policy_steps)
+        EpisodeJob(str(args.robot), task, args.split, episode_id, args.camera, image_size, args.max_steps,
+                   recovery, handoff_step(episode_id, *args.handoff) if recovery else 0, args.policy_steps)
         for task in args.tasks
         for i in range(args.episodes)
+        for episode_id in (_named_variants(task, args.split, args.seed + i) if args.all_targets else [args.seed + i])
     ]
     todo = [j for j in jobs if not writer.has_episode(j.task, j.seed) and not writer.has_failure(j.task, j.seed)]
     skipped = len(jobs) - len(todo)

@@ -77,6 +77,17 @@ def format_table(report: Mapping[str, Any]) -> str:
             extras.append(f"wall {closed['wall_s']:.0f} s")
         if extras:
             lines.append("  " + ", ".join(extras))
+    grounding = report.get("grounding")
+    if grounding:
+        if lines:
+            lines.append("")
+        lines.append(f"grounding probe: {grounding.get('checkpoint')} | {grounding.get('task')}, split "
+                     f"{grounding.get('split')} | {grounding.get('layouts')} layouts, each object named in turn")
+        lines.append(f"  heads for the named object   {_percent(grounding['accuracy']):>6}   (chance: 1 in the "
+                     "number of objects)")
+        lines.append(f"  ... for the layout's target  {_percent(grounding['target']):>6}")
+        lines.append(f"  three different objects      {_percent(grounding['distinct']):>6}   (0 %: the instruction "
+                     "does not change where it goes)")
     vqa = report.get("vqa")
     if vqa:
         if lines:
@@ -90,16 +101,17 @@ def format_table(report: Mapping[str, Any]) -> str:
 
 
 def plot_report(report: Mapping[str, Any], path: str | Path) -> Path:
-    """Success per task with its Wilson interval and the 80 % target; VQA accuracy per kind beside it."""
+    """Success per task with its Wilson interval and the 80 % target; the grounding probe and VQA
+    accuracy per kind beside it, where the report has them."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    closed, vqa = report.get("closed_loop"), report.get("vqa")
-    panels = [p for p in (closed, vqa) if p]
+    closed, vqa, grounding = report.get("closed_loop"), report.get("vqa"), report.get("grounding")
+    panels = [p for p in (closed, grounding, vqa) if p]
     if not panels:
-        raise ValueError("nothing to plot: the report has neither closed_loop nor vqa")
+        raise ValueError("nothing to plot: the report has no closed_loop, grounding or vqa")
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
     axes = list(axes[0])
     if closed:
@@ -122,6 +134,17 @@ def plot_report(report: Mapping[str, Any], path: str | Path) -> Path:
         steps = closed.get("n_action_steps")
         ax.set_title(f"split {closed.get('split')}" + (f", {steps} target(s) per chunk" if steps else ""), fontsize=9)
         ax.legend(fontsize=8, loc="upper right")
+    if grounding:
+        ax = axes.pop(0)
+        names = ["named object", "layout's target", "3 different"]
+        values = [grounding["accuracy"], grounding["target"], grounding["distinct"]]
+        ax.bar(names, values, color="tab:purple")
+        for x, v in enumerate(values):
+            ax.annotate(_percent(v), (x, v), xytext=(0, 3), textcoords="offset points", ha="center", fontsize=8)
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel("share of (layout, named object) / layouts")
+        ax.set_title(f"grounding probe, {grounding.get('layouts')} layouts: does the chunk follow the instruction?",
+                     fontsize=9)
     if vqa:
         ax = axes.pop(0)
         kinds = list(vqa.get("per_kind", {}))
@@ -130,7 +153,7 @@ def plot_report(report: Mapping[str, Any], path: str | Path) -> Path:
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("exact-match accuracy")
         ax.set_title(f"VQA / captions, {vqa.get('pairs')} pairs", fontsize=9)
-    checkpoint = (closed or vqa).get("checkpoint", "")
+    checkpoint = (closed or grounding or vqa).get("checkpoint", "")
     fig.suptitle(f"uam eval: {checkpoint}", fontsize=9)
     fig.tight_layout()
     out = Path(path)

@@ -243,6 +243,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episodes", type=int, default=10, help="episodes per task")
     parser.add_argument("--seed", type=int, default=EVAL_SEED, help="seed of the first evaluation episode")
     parser.add_argument("--n-action-steps", type=int, help="targets executed per chunk (default: robot config)")
+    parser.add_argument("--grounding", action="store_true",
+                        help="counterfactual grounding probe on --episodes reach layouts of --split: does the first "
+                        "chunk head for whichever object the instruction names? (uam_ros.train.grounding; seconds, "
+                        "no episodes)")
     parser.add_argument("--vl", nargs="*", default=[], help="dataset dirs with VL pairs for VQA accuracy")
     parser.add_argument("--max-pairs", type=int, help="at most this many VL pairs")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -267,10 +271,15 @@ def run(args: argparse.Namespace) -> int:
         report["closed_loop"] = closed_loop_success(
             args.checkpoint, args.robot, args.tasks, args.split, args.episodes, seed=args.seed,
             n_action_steps=args.n_action_steps, device=args.device, progress=not args.quiet)
+    if args.grounding:
+        from uam_ros.train.grounding import grounding_probe
+
+        report["grounding"] = grounding_probe(args.checkpoint, args.episodes, split=args.split, seed=args.seed,
+                                              device=args.device)
     if args.vl:
         report["vqa"] = vqa_accuracy(args.checkpoint, args.vl, max_pairs=args.max_pairs, device=args.device)
     if not report:
-        print("uam eval: nothing to do (give --tasks and/or --vl)", file=sys.stderr)
+        print("uam eval: nothing to do (give --tasks, --grounding and/or --vl)", file=sys.stderr)
         return 2
     from uam_ros.train.eval_report import format_table, plot_report
 
