@@ -112,7 +112,8 @@ def test_padding_is_invisible_and_the_instruction_matters(kind):
 
 
 # The localisation options of the dorsal expert (conv stem, 2D sin/cos positions, pointers).
-VARIANTS = [{}, dict(dorsal_stem="conv", position_init="sincos", pointer_points=3, pointer_offsets=True)]
+VARIANTS = [{}, dict(dorsal_stem="conv", position_init="sincos", pointer_points=3, pointer_offsets=True,
+                     language_film=True)]
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=["base", "pointer"])
@@ -378,3 +379,26 @@ def test_pointer_offsets_start_neutral_and_reach_inside_a_patch():
     torch.testing.assert_close(points[:, 1], torch.zeros(3, 2))
     with pytest.raises(ValueError, match="pointer_points"):
         tiny_config(pointer_offsets=True)
+
+
+def test_language_film_starts_as_identity_and_learns_from_the_action_loss():
+    """The instruction FiLM is zero at the start (an old recipe trains as before) and gets gradients
+    from the action loss alone; with non-zero weights, renaming the object changes the dorsal tokens."""
+    config = tiny_config(language_film=True)
+    torch.manual_seed(0)
+    model = build_model(config, "uam")
+    film = model.dorsal.film
+    assert film is not None and film.weight.abs().max() == 0 and film.bias.abs().max() == 0
+    batch = training_batch(config, seed=0)
+    model.loss(batch)["loss"].backward()
+    assert film.weight.grad is not None and film.weight.grad.abs().max() > 0
+    with torch.no_grad():
+        film.weight.normal_(0.0, 0.5)
+        image, state = batch["image"][:1], batch["state"][:1]
+        tokens = batch["tokens"][:1]
+        renamed = tokens.clone()
+        renamed[0, 1] = 4 + (int(renamed[0, 1]) - 3) % (config.vocab_size - 4)  # another (non-special) word
+        a = model._streams(image, tokens, state)[0]
+        b = model._streams(image, renamed, state)[0]
+    assert (a - b).abs().max() > 1e-3
+    assert build_model(tiny_config(), "uam").dorsal.film is None  # off by default

@@ -95,7 +95,8 @@ def test_a_graph_from_another_model_is_refused(setup, tmp_path):
 
 def test_the_localising_dorsal_options_export_and_match_torch(tmp_path):
     """The shipped model's dorsal options (conv stem, sin-cos positions, pointers with sub-patch
-    offsets): the same chunks in ORT as in torch, and only TensorRT-supported operators."""
+    offsets) and the instruction FiLM: the same chunks in ORT as in torch, and only TensorRT-supported
+    operators."""
     from uam_ros.model.checkpoint import load_checkpoint, save_checkpoint
     from uam_ros.runtime.onnx_export import cached_onnx_path, graph_ops, tensorrt_unsupported_ops
 
@@ -103,11 +104,12 @@ def test_the_localising_dorsal_options_export_and_match_torch(tmp_path):
         tmp_path / "ckpt", state_dim=4, action_dim=4, joint_names=JOINTS, robot_name="toy", seed=0,
         instructions=["pick up the red cube"], config_overrides={
             **TINY, "dorsal_stem": "conv", "position_init": "sincos", "pointer_points": 2,
-            "pointer_offsets": True, "pointer_loss_weight": 1.0})
+            "pointer_offsets": True, "pointer_loss_weight": 1.0, "language_film": True})
     loaded = load_checkpoint(ckpt)
-    with torch.no_grad():  # offsets start at zero; give them values so that the comparison covers them
+    with torch.no_grad():  # offsets and FiLM start at zero; give them values so that the comparison covers them
         torch.manual_seed(1)
         loaded.model.dorsal.pointer.offset.weight.normal_(0.0, 0.5)
+        loaded.model.dorsal.film.weight.normal_(0.0, 0.5)
     save_checkpoint(ckpt, loaded.model, loaded.processor, loaded.kind, loaded.meta)
     torch_policy = TorchPolicy(ckpt, JOINTS, threads=1, seed=5, device="cpu")
     ort_policy = OrtPolicy(ckpt, JOINTS, threads=1, seed=5, cache_dir=tmp_path / "cache")

@@ -64,6 +64,12 @@ class UAMConfig:
     """Each pointer also regresses a sub-patch offset per patch (the point is the softmax-weighted mean
     of patch centre + offset). Why: with 12 px patches a patch spans ~8 cm of table, and a soft-argmax
     over patch centres alone left reach episodes ending 5-10 cm short of the object."""
+    language_film: bool = False
+    """FiLM the dorsal's patch tokens with the instruction (RT-1 style): a scale and shift per channel
+    from the mean of the ventral's text features, zero-initialised. Why: cross-attention into 64 image
+    tokens and ~6 text tokens left every trained policy blind to which object the instruction names
+    (the grounding probe, docs/training_notes.md experiment 7); FiLM puts the instruction into every
+    patch token the action is computed from."""
     position_init: str = "random"
     """Initial patch positions of both streams: "random" (N(0, 0.02)) or "sincos" (2D sin/cos)."""
 

@@ -93,7 +93,11 @@ class DorsalExpert(nn.Module):
         self.latent_head = nn.Linear(d, config.latent_dim)
         self.frame_encoder = FrameEncoder(config)
         self.decoder = FrameDecoder(config)
+        self.film: nn.Linear | None = nn.Linear(d, 2 * d) if config.language_film else None
         init_weights(self, config.dorsal_layers)
+        if self.film is not None:  # identity at the start: scale 1, shift 0
+            nn.init.zeros_(self.film.weight)
+            nn.init.zeros_(self.film.bias)
 
     def forward(
         self,
@@ -111,6 +115,8 @@ class DorsalExpert(nn.Module):
         """
         b = image.shape[0]
         patches = self.patch_tokens(image) + self.patch_pos
+        if self.film is not None and context is not None:
+            patches = self._film(patches, context, context_mask)
         parts = [self.queries.expand(b, -1, -1), patches, self.proprio(state)[:, None]]
         if self.pointer is not None:
             parts.append(self.pointer_queries.expand(b, -1, -1))
@@ -126,6 +132,17 @@ class DorsalExpert(nn.Module):
             point_tokens, points = self.pointer(x[:, -k:], x[:, g : g + self.config.num_patches])
             x = torch.cat([x[:, :-k], point_tokens], dim=1)
         return x, latents, points
+
+    def _film(self, patches: Tensor, context: Tensor, context_mask: Tensor | None) -> Tensor:
+        """Scale and shift every patch token by the mean of the context's text features."""
+        text = context[:, self.config.num_patches:]
+        if context_mask is None:
+            pooled = text.mean(dim=1)
+        else:
+            weight = context_mask[:, self.config.num_patches:, None].to(text.dtype)
+            pooled = (text * weight).sum(dim=1) / weight.sum(dim=1).clamp(min=1.0)
+        scale, shift = self.film(pooled)[:, None].chunk(2, dim=-1)
+        return patches * (1.0 + scale) + shift
 
     def patch_tokens(self, image: Tensor) -> Tensor:
         """(B, 3, S, S) in [0, 1] -> (B, num_patches, d), before positions are added."""
