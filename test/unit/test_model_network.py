@@ -381,10 +381,11 @@ def test_pointer_offsets_start_neutral_and_reach_inside_a_patch():
         tiny_config(pointer_offsets=True)
 
 
-def test_language_film_starts_as_identity_and_learns_from_the_action_loss():
+@pytest.mark.parametrize("source", ["features", "words"])
+def test_language_film_starts_as_identity_and_learns_from_the_action_loss(source):
     """The instruction FiLM is zero at the start (an old recipe trains as before) and gets gradients
     from the action loss alone; with non-zero weights, renaming the object changes the dorsal tokens."""
-    config = tiny_config(language_film=True)
+    config = tiny_config(language_film=True, film_source=source)
     torch.manual_seed(0)
     model = build_model(config, "uam")
     film = model.dorsal.film

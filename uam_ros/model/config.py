@@ -70,6 +70,11 @@ class UAMConfig:
     tokens and ~6 text tokens left every trained policy blind to which object the instruction names
     (the grounding probe, docs/training_notes.md experiment 7); FiLM puts the instruction into every
     patch token the action is computed from."""
+    film_source: str = "features"
+    """What the FiLM reads: "features" (the ventral LM's final text states) or "words" (the mean of the
+    instruction's word embeddings). Why "words": in a small VLM trained from scratch the text states
+    are dominated by what the text attends to in the image, and the words differ by ~1 % of their
+    norm; the embeddings of two words differ by their whole norm."""
     position_init: str = "random"
     """Initial patch positions of both streams: "random" (N(0, 0.02)) or "sincos" (2D sin/cos)."""
 
@@ -125,6 +130,8 @@ class UAMConfig:
                 f"UAMConfig.future_frame_size={self.future_frame_size} must be future_latent_grid="
                 f"{self.future_latent_grid} times a power of 2"
             )
+        if self.film_source not in ("features", "words"):
+            raise ValueError(f"UAMConfig.film_source must be 'features' or 'words', got {self.film_source!r}")
         if self.dorsal_stem not in ("linear", "conv"):
             raise ValueError(f"UAMConfig.dorsal_stem must be 'linear' or 'conv', got {self.dorsal_stem!r}")
         if self.dorsal_stem == "conv" and self.patch_size % 4 != 0:

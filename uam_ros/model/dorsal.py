@@ -105,9 +105,11 @@ class DorsalExpert(nn.Module):
         state: Tensor,
         context: Tensor | None = None,
         context_mask: Tensor | None = None,
+        instruction: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor | None]:
         """image (B,3,S,S) in [0,1], state (B, state_dim) normalised, context (B, T, d) ventral
-        features with context_mask (B, T) bool.
+        features with context_mask (B, T) bool, instruction (B, d) the vector language_film scales
+        and shifts the patch tokens with (UAM.instruction_vector).
 
         Returns (tokens (B, G*G + num_patches + 1 + pointer_points, d) for the action head,
                  predicted future latents (B, G*G, latent_dim),
@@ -115,8 +117,9 @@ class DorsalExpert(nn.Module):
         """
         b = image.shape[0]
         patches = self.patch_tokens(image) + self.patch_pos
-        if self.film is not None and context is not None:
-            patches = self._film(patches, context, context_mask)
+        if self.film is not None and instruction is not None:
+            scale, shift = self.film(instruction)[:, None].chunk(2, dim=-1)
+            patches = patches * (1.0 + scale) + shift
         parts = [self.queries.expand(b, -1, -1), patches, self.proprio(state)[:, None]]
         if self.pointer is not None:
             parts.append(self.pointer_queries.expand(b, -1, -1))
@@ -132,17 +135,6 @@ class DorsalExpert(nn.Module):
             point_tokens, points = self.pointer(x[:, -k:], x[:, g : g + self.config.num_patches])
             x = torch.cat([x[:, :-k], point_tokens], dim=1)
         return x, latents, points
-
-    def _film(self, patches: Tensor, context: Tensor, context_mask: Tensor | None) -> Tensor:
-        """Scale and shift every patch token by the mean of the context's text features."""
-        text = context[:, self.config.num_patches:]
-        if context_mask is None:
-            pooled = text.mean(dim=1)
-        else:
-            weight = context_mask[:, self.config.num_patches:, None].to(text.dtype)
-            pooled = (text * weight).sum(dim=1) / weight.sum(dim=1).clamp(min=1.0)
-        scale, shift = self.film(pooled)[:, None].chunk(2, dim=-1)
-        return patches * (1.0 + scale) + shift
 
     def patch_tokens(self, image: Tensor) -> Tensor:
         """(B, 3, S, S) in [0, 1] -> (B, num_patches, d), before positions are added."""

@@ -70,7 +70,23 @@ class UAM(nn.Module):
 
     def _streams(self, image: Tensor, tokens: Tensor, state: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
         features = self.ventral.features(image, tokens)
-        return self.dorsal(image, state, features, self.ventral.feature_mask(tokens))
+        mask = self.ventral.feature_mask(tokens)
+        instruction = self.instruction_vector(features, mask, tokens) if self.config.language_film else None
+        return self.dorsal(image, state, features, mask, instruction)
+
+    def instruction_vector(self, features: Tensor, mask: Tensor, tokens: Tensor) -> Tensor:
+        """(B, d): the mean over the instruction's real tokens of the ventral's text states, or of its
+        word embeddings (UAMConfig.film_source), for the dorsal's language FiLM."""
+        n = self.config.num_patches
+        weight = mask[:, n:, None].to(features.dtype)
+        if self.config.film_source == "words":
+            embed = getattr(self.ventral, "tok_embed", None)
+            if embed is None:
+                raise ValueError("film_source 'words' needs a ventral stream with word embeddings (tok_embed)")
+            text = embed(tokens)
+        else:
+            text = features[:, n:]
+        return (text * weight).sum(dim=1) / weight.sum(dim=1).clamp(min=1.0)
 
     def forward(self, image: Tensor, tokens: Tensor, state: Tensor, noise: Tensor) -> tuple[Tensor, Tensor]:
         dorsal_tokens, latents, _ = self._streams(image, tokens, state)
