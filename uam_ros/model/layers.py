@@ -102,8 +102,11 @@ class Block(nn.Module):
 def init_weights(module: nn.Module, n_residual_layers: int) -> None:
     """nanoGPT init: N(0, 0.02) for linears/embeddings, residual projections scaled by 1/sqrt(2L).
 
-    Nothing is zero-initialised on purpose: a zero output layer would block the gradient to
+    Nothing is zero-initialised here on purpose: a zero output layer would block the gradient to
     everything before it on the first step, and the training contract is that every weight learns.
+    The exceptions are set by their owners after this and say why: identity-at-start adapters whose
+    input still learns through its other path (the pointer's sub-patch offsets, the dorsal's
+    language FiLM).
     """
     for sub in module.modules():
         if isinstance(sub, nn.Linear):
