@@ -257,8 +257,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --ros: the policy node's inference backend")
     parser.add_argument("--json", help="write the full results (every episode) here as JSON; '-': to stdout "
                         "instead of the table")
-    parser.add_argument("--plot", type=Path, help="plot success per task (95 %% intervals) and VQA per kind here "
-                        "(default: next to --json, as .png)")
+    parser.add_argument("--plot", type=Path, help="plot success per task (95 %% intervals), the grounding probe and "
+                        "VQA per kind here (default: next to --json, as .png)")
     parser.add_argument("--quiet", action="store_true")
 
 

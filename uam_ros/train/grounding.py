@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-EVAL_SEED = 100_000
+from uam_ros.train.evaluate import EVAL_SEED
 
 
 def heading_object(start_xy: np.ndarray, end_xy: np.ndarray, objects_xy: dict[str, np.ndarray]) -> str:
