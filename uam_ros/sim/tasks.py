@@ -531,7 +531,7 @@ def retarget(spec: EpisodeSpec, k: int) -> EpisodeSpec:
     Why: in a layout the instruction is the only thing that says which object to go to, but the
     sampler puts targets in the training region and distractors anywhere, so a policy can score by
     going to the most central object without reading the instruction -- and the trained ones did
-    (docs/training_notes.md, experiment 6). Recording the same layout once per named object leaves
+    (docs/training_notes.md, experiments 6-7). Recording the same layout once per named object leaves
     the instruction as the only cue that tells the demonstrations apart.
     """
     if k == 0:
@@ -542,12 +542,13 @@ def retarget(spec: EpisodeSpec, k: int) -> EpisodeSpec:
     others = [o for o in spec.objects if o.name != spec.target]
     if not 1 <= k <= len(others):
         raise ValueError(f"layout seed {spec.seed} has {len(others)} other objects, asked for number {k}")
-    named, old_words = others[k - 1], describe_object(spec.target_object)
-    if [describe_object(o) for o in spec.objects].count(describe_object(named)) != 1:
-        raise ValueError(f"layout seed {spec.seed}: another object is also a {describe_object(named)} (ambiguous)")
+    named = others[k - 1]
+    old_words, new_words = describe_object(spec.target_object), describe_object(named)
+    if [describe_object(o) for o in spec.objects].count(new_words) != 1:
+        raise ValueError(f"layout seed {spec.seed}: another object is also a {new_words} (ambiguous)")
     if spec.instruction.count(old_words) != 1:
         raise ValueError(f"instruction {spec.instruction!r} does not name '{old_words}' exactly once")
-    return replace(spec, target=named.name, instruction=spec.instruction.replace(old_words, describe_object(named)))
+    return replace(spec, target=named.name, instruction=spec.instruction.replace(old_words, new_words))
 
 
 def success(ep: EpisodeSpec, state: WorldState) -> bool:

@@ -1,10 +1,10 @@
 """Counterfactual grounding probe: does the policy go where the instruction says, whatever it names?
 
-Closed-loop evaluation says *that* a reach failed; docs/training_notes.md (experiment 6) found that
-a third of the failures are the arm going to a distractor picked about at random, i.e. the policy not
-using the instruction. This probe measures that directly and cheaply (one chunk per instruction, no
-episode): on each layout's first frame it asks for the same scene three times, the instruction
-naming each object in turn (same wording, same noise), and checks which object the first chunk
+Closed-loop evaluation says *that* a reach failed, not whether the policy used its instruction
+(docs/training_notes.md, experiment 7: none of the trained ones did). This probe measures that
+directly and cheaply (one chunk per instruction, no episode): on each layout's first frame it asks
+for the same scene once per object, the instruction naming each in turn (tasks.retarget: same
+wording, same noise), and checks which object the first chunk
 heads for -- the object whose direction from the tool is closest to the chunk's displacement (the
 forward kinematics of its last target). Reported:
 
@@ -62,7 +62,7 @@ def grounding_probe(checkpoint: str | Path, episodes: int = 100, *, task: str = 
                     seed: int = EVAL_SEED, device: str = "cpu", threads: int | None = 1) -> dict[str, Any]:
     """Run the probe on layouts (task, split, seed + i), i < episodes; see the module docstring."""
     from uam_ros.kinematics import RobotKinematics
-    from uam_ros.sim.tasks import sample_episode
+    from uam_ros.sim.tasks import retarget, sample_episode
     from uam_ros.sim.world import SimWorld
     from uam_ros.train.collect import show_episode
     from uam_ros.train.sim_policy import SimPolicy
@@ -78,9 +78,10 @@ def grounding_probe(checkpoint: str | Path, episodes: int = 100, *, task: str = 
     try:
         for i in range(episodes):
             spec = sample_episode(task, split, seed + i)
-            target = next(o for o in spec.objects if o.name == spec.target)
-            if target.label not in spec.instruction:
-                skipped += 1  # the wording does not name the target by its label: nothing to swap
+            try:
+                variants = [retarget(spec, k) for k in range(len(spec.objects))]
+            except ValueError:
+                skipped += 1  # an object cannot be named unambiguously, or the task has no single target
                 continue
             if world is None:
                 world = SimWorld(policy.robot, spec, wrist_camera=policy.wrist_camera)
@@ -93,12 +94,11 @@ def grounding_probe(checkpoint: str | Path, episodes: int = 100, *, task: str = 
                 raise RuntimeError(f"kinematics and sim disagree on the tool position by {offset} m")
             objects_xy = {o.name: world.object_position(o.name)[:2] for o in spec.objects}
             headings = {}
-            for obj in spec.objects:
-                instruction = spec.instruction.replace(target.label, obj.label)
+            for variant in variants:
                 generator = torch.Generator().manual_seed(seed + i)  # the same noise for every instruction
-                chunk = policy.chunk(world, instruction, generator)
+                chunk = policy.chunk(world, variant.instruction, generator)
                 end = kinematics.tcp_positions_world(chunk[-1:, :dof])[0] + offset
-                headings[obj.name] = heading_object(tool[:2], end[:2], objects_xy)
+                headings[variant.target] = heading_object(tool[:2], end[:2], objects_xy)
             layouts.append({"seed": seed + i, "target": spec.target, "headings": headings})
     finally:
         if world is not None:
