@@ -37,6 +37,7 @@ def _write(tmp_path, text: str) -> Path:
         ("model: {action_dim: 3}\n", "model.action_dim", "joint layout"),
         ("data: {train: []}\n", "data.train", "at least one"),
         ("data: {train: [d], val_fraction: 1.5}\n", "data.val_fraction", "must be < 1"),
+        ("data: {train: [d], first_steps_repeat: 0}\n", "data.first_steps_repeat", "must be >= 1"),
     ],
 )
 def test_errors_name_the_file_and_the_field(tmp_path, extra, field, problem):
@@ -53,6 +54,14 @@ def test_single_stream_has_no_dorsal_stage(tmp_path):
     path.write_text("stage: dorsal\nkind: single_stream\nout_dir: x\ndata: {train: [d]}\n")
     with pytest.raises(ConfigError, match="'kind'"):
         load_train_config(path)
+
+
+def test_first_step_oversampling_is_an_action_stage_option(tmp_path):
+    path = tmp_path / "d.yaml"
+    path.write_text("stage: dorsal\nout_dir: x\ndata: {train: [d], first_steps: 2}\n")
+    with pytest.raises(ConfigError, match="only the action stage") as info:
+        load_train_config(path)
+    assert info.value.field == "data.first_steps"
 
 
 def test_command_line_overrides_are_validated_and_say_so(tmp_path):

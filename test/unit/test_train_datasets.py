@@ -55,6 +55,25 @@ def test_action_chunks_follow_the_time_convention_and_pad_at_the_end(data_dir):
     torch.testing.assert_close(first["future_image"], store.frames[start + 2].float() / 255)
 
 
+def test_first_frames_of_each_episode_are_repeated_and_nothing_else_is(data_dir):
+    store = EpisodeStore.load([data_dir], image_size=16)
+    config = _config()
+    processor = make_processor(build_tokenizer(store.instructions), config, store.compute_stats([0, 1]))
+    plain = ActionChunkDataset(store, [0, 1], processor, config.chunk_size, config.future_offset)
+    dense = ActionChunkDataset(store, [0, 1], processor, config.chunk_size, config.future_offset,
+                               first_steps=2, first_steps_repeat=5)
+    assert len(plain) == 12 and len(dense) == 12 + 2 * 2 * 4
+    steps = [(int(e), int(t)) for e, t, _ in dense.index]
+    for episode in (0, 1):
+        per_step = [steps.count((episode, t)) for t in range(6)]
+        assert per_step == [5, 5, 1, 1, 1, 1]
+    # A repeated row is the same sample as in the plain dataset (same frame, chunk and instruction).
+    repeat = dense[4]
+    same = plain[[(int(e), int(t)) for e, t, _ in plain.index].index(steps[4])]
+    for key in ("image", "state", "actions", "tokens"):
+        torch.testing.assert_close(repeat[key], same[key])
+
+
 def test_stats_come_from_the_training_episodes_with_a_std_floor(data_dir):
     store = EpisodeStore.load([data_dir], image_size=16)
     stats = store.compute_stats([0])

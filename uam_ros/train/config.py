@@ -47,6 +47,12 @@ class DataConfig:
     )
     val_fraction: float = spec(0.1, "Share of training episodes (or VL images) held out for validation when "
                                "val is empty", ge=0.0, lt=1.0)
+    first_steps: int = spec(
+        0, "action stage: the first N frames of every training episode are repeated first_steps_repeat times per "
+        "epoch; 0: every frame once. Why: after a step or two the arm's own motion tells which object an "
+        "episode goes to, so only its first frames make the policy read the instruction (training notes, "
+        "experiment 8)", ge=0)
+    first_steps_repeat: int = spec(1, "How many times each of those first frames appears per epoch", ge=1)
 
     def check(self) -> None:
         if not self.train:
@@ -92,6 +98,9 @@ class TrainConfig:
     model: dict[str, Any] = spec(default_factory=dict, description="UAMConfig overrides (e.g. d_model: 64)")
 
     def check(self) -> None:
+        if self.data.first_steps and self.stage != "action":
+            raise FieldProblem("data.first_steps", f"only the action stage samples frames by episode step "
+                               f"(stage is {self.stage!r}); leave it 0")
         if self.kind == "single_stream" and self.stage == "dorsal":
             raise FieldProblem("kind", "single_stream has no dorsal stream; its stages are ventral -> action")
         if self.min_lr > self.lr:

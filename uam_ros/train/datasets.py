@@ -225,11 +225,15 @@ def tool_image_points(actions: np.ndarray, robot: Any, camera: str, width: int, 
     return np.nan_to_num(points, nan=0.0).astype(np.float32), valid
 
 
-def _frame_index(store: EpisodeStore, episode_ids: Sequence[int]) -> np.ndarray:
-    """(n, 3) rows of (episode, t, global frame index) for every frame of the given episodes."""
+def _frame_index(store: EpisodeStore, episode_ids: Sequence[int], first_steps: int = 0,
+                 first_steps_repeat: int = 1) -> np.ndarray:
+    """(n, 3) rows of (episode, t, global frame index) for every frame of the given episodes, the
+    frames t < first_steps repeated first_steps_repeat times (DataConfig.first_steps)."""
     rows = []
     for e in episode_ids:
         t = np.arange(store.lengths[e])
+        if first_steps > 0 and first_steps_repeat > 1:
+            t = np.concatenate([np.repeat(t[:first_steps], first_steps_repeat), t[first_steps:]])
         rows.append(np.stack([np.full_like(t, e), t, store.starts[e] + t], 1))
     return np.concatenate(rows).astype(np.int64) if rows else np.zeros((0, 3), np.int64)
 
@@ -245,14 +249,17 @@ class ActionChunkDataset(Dataset):
         chunk_size: int,
         future_offset: int,
         tool_points: tuple[np.ndarray, np.ndarray] | None = None,
+        first_steps: int = 0,
+        first_steps_repeat: int = 1,
     ) -> None:
-        """tool_points: tool_image_points() of store.actions; adds future_point(_valid) to samples."""
+        """tool_points: tool_image_points() of store.actions; adds future_point(_valid) to samples.
+        first_steps, first_steps_repeat: oversample each episode's first frames (DataConfig.first_steps)."""
         if store.frames.shape[-1] != processor.image_size:
             raise ValueError(f"store frames are {store.frames.shape[-1]} px, processor wants {processor.image_size}")
         self.store = store
         self.chunk_size = int(chunk_size)
         self.future_offset = int(future_offset)
-        self.index = _frame_index(store, episode_ids)
+        self.index = _frame_index(store, episode_ids, first_steps, first_steps_repeat)
         self.states = torch.from_numpy(processor.normalize_state(store.states))
         self.actions = torch.from_numpy(processor.normalize_actions(store.actions))
         self.tokens = torch.cat([processor.tokenize(text) for text in store.instructions])

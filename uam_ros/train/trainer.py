@@ -263,7 +263,8 @@ def build_stage(cfg: TrainConfig, robot: Any, log=print) -> StageSetup:
                 points = tool_image_points(store.actions, robot, store.meta.camera, *size)
                 val_points = points if val_store is store else \
                     tool_image_points(val_store.actions, robot, val_store.meta.camera, *size)
-            train_ds = ActionChunkDataset(store, train_ids, processor, config.chunk_size, config.future_offset, points)
+            train_ds = ActionChunkDataset(store, train_ids, processor, config.chunk_size, config.future_offset, points,
+                                          cfg.data.first_steps, cfg.data.first_steps_repeat)
             val_ds = ActionChunkDataset(val_store, val_ids, processor, config.chunk_size, config.future_offset,
                                         val_points) if val_ids else None
         if store.meta.action_rate_hz != robot.chunk.action_rate_hz:
