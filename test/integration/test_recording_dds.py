@@ -11,6 +11,7 @@ import sys
 import time
 
 import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
@@ -31,6 +32,16 @@ def start_recorder(tmp_path, out):
     return process, log
 
 
+def inputs_seen(client, diagnostics) -> str:
+    """What the node last reported about its inputs, for a failure message (a DDS transport that
+    stops delivering one topic shows here as a zero rate while the other flows)."""
+    statuses = [s for msg in diagnostics.messages for s in msg.status if "uam_policy" in s.name]
+    values = {kv.key: kv.value for kv in statuses[-1].values} if statuses else {}
+    keys = ("camera_rate_hz", "joint_state_rate_hz", "chunks_accepted", "holds", "last_reject")
+    return (f"image readers matched: {client.image_pub.get_subscription_count()}; node's last diagnostics: "
+            f"{statuses[-1].message if statuses else 'none received'} {({k: values.get(k) for k in keys})}")
+
+
 def test_record_in_node_and_outside_then_replay_reproduces_every_chunk(tmp_path, client, panda, panda_checkpoint,
                                                                         capsys):
     in_node, outside = tmp_path / "node.mcap", tmp_path / "outside.mcap"
@@ -48,7 +59,12 @@ def test_record_in_node_and_outside_then_replay_reproduces_every_chunk(tmp_path,
         instruction = client.node.create_publisher(String, "/uam_policy/instruction", INSTRUCTION_QOS)
         instruction.publish(String(data=INSTRUCTION))
         commands = client.record(JointTrajectory, panda.controller.trajectory_topic)
-        assert client.run(60.0, joints, image, until=lambda: len(commands.messages) >= 1), node.log()
+        diagnostics = client.record(DiagnosticArray, "/diagnostics")
+        # Both image readers (the node and `uam record`) discovered before the clock starts.
+        assert client.run(30.0, joints, until=lambda: client.image_pub.get_subscription_count() >= 2), \
+            f"image readers matched: {client.image_pub.get_subscription_count()} of 2\n{node.log()}"
+        assert client.run(60.0, joints, image, until=lambda: len(commands.messages) >= 1), \
+            f"{inputs_seen(client, diagnostics)}\n{node.log()}"
         assert "recording" in (tmp_path / "record.log").read_text()
         sent_in_window = {"image": 0, "joint_states": 0}
 
