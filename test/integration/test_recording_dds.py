@@ -61,7 +61,7 @@ def test_record_in_node_and_outside_then_replay_reproduces_every_chunk(tmp_path,
         commands = client.record(JointTrajectory, panda.controller.trajectory_topic)
         diagnostics = client.record(DiagnosticArray, "/diagnostics")
         # Both image readers (the node and `uam record`) discovered before the clock starts.
-        assert client.run(30.0, joints, until=lambda: client.image_pub.get_subscription_count() >= 2), \
+        assert client.run(60.0, joints, until=lambda: client.image_pub.get_subscription_count() >= 2), \
             f"image readers matched: {client.image_pub.get_subscription_count()} of 2\n{node.log()}"
         assert client.run(60.0, joints, image, until=lambda: len(commands.messages) >= 1), \
             f"{inputs_seen(client, diagnostics)}\n{node.log()}"
