@@ -66,10 +66,11 @@ class UAMConfig:
     over patch centres alone left reach episodes ending 5-10 cm short of the object."""
     language_film: bool = False
     """FiLM the dorsal's patch tokens with the instruction (RT-1 style): a scale and shift per channel
-    from the mean of the ventral's text features, zero-initialised. Why: cross-attention into 64 image
-    tokens and ~6 text tokens left every trained policy blind to which object the instruction names
-    (the grounding probe, docs/training_notes.md experiment 7); FiLM puts the instruction into every
-    patch token the action is computed from."""
+    from a mean over the instruction's tokens (film_source), zero-initialised. Why: cross-attention
+    into 64 image tokens and ~6 text tokens left every trained policy blind to which object the
+    instruction names (the grounding probe, docs/training_notes.md experiment 7); FiLM puts the
+    instruction into every patch token the action is computed from. Not enough alone: the shipped
+    policy also needed its episodes' first frames oversampled (TrainConfig data.first_steps, experiment 8)."""
     film_source: str = "features"
     """What the FiLM reads: "features" (the ventral LM's final text states) or "words" (the mean of the
     instruction's word embeddings). Why "words": in a small VLM trained from scratch the text states
