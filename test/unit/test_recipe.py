@@ -109,24 +109,29 @@ def test_phase_lists_that_cannot_run_are_refused_before_any_work():
 
 def test_from_scratch_phase_gets_its_model_and_the_previous_policys_recovery_data(quick_run, tmp_path):
     """The default preset's shape on the quick run's data: phase 2 starts from fresh weights with its
-    own model overrides, on recovery episodes collected with phase 1's policy."""
+    own model overrides, on the all-targets episodes plus recovery episodes collected with phase 1's
+    policy, with its first frames oversampled."""
+    import yaml
+
     from uam_ros.model.checkpoint import load_checkpoint
+    from uam_ros.sim.tasks import RETARGET_STRIDE
     from uam_ros.train.dataset_format import DatasetReader
     from uam_ros.train.recipe import PRESETS, Phase, RecipePreset, run_recipe
 
     root, _ = quick_run
     quick = PRESETS["quick"]
     work = tmp_path / "work"
-    for task in quick.episodes:  # the same expert data (and its done-marker): collection is skipped
+    for task in ("reach",):  # the same expert data (and its done-marker): collection is skipped
         (work / "data" / task).mkdir(parents=True)
         for path in (root / "work" / "data" / task).iterdir():
             os.link(path, work / "data" / task / path.name)
     preset = RecipePreset(
-        "scratch_check", episodes=dict(quick.episodes), model=dict(quick.model), val_fraction=quick.val_fraction,
-        collect_workers=1, eval_splits=("train",), eval_episodes=1,
+        "scratch_check", episodes={"reach": 2}, all_targets=("reach",), model=dict(quick.model),
+        val_fraction=quick.val_fraction, collect_workers=1, eval_splits=("train",), eval_episodes=1,
         phases=(Phase("reach", "action", 6, 1e-3, 1e-4, 1, 8, ("reach",)),
                 Phase("goal", "action", 6, 1e-3, 1e-4, 1, 8, ("reach",), recovery_episodes=2, recovery_seed=2000,
-                      handoff=(2, 4), policy_steps=2, from_scratch=True, model={"goal_pointer_weight": 1.0})))
+                      handoff=(2, 4), policy_steps=2, from_scratch=True, all_targets=True, first_steps=1,
+                      first_steps_repeat=3, model={"goal_pointer_weight": 1.0})))
     report = run_recipe(preset, work, None)
     final = load_checkpoint(report["checkpoint"])
     first = load_checkpoint(work / "reach" / "action" / "checkpoint")
@@ -135,3 +140,16 @@ def test_from_scratch_phase_gets_its_model_and_the_previous_policys_recovery_dat
     assert "--policy-steps 2" in report["timings"]["collect_recovery_goal_reach"]["command"]
     episodes = list(DatasetReader(work / "data" / "recovery_goal_reach").episodes())
     assert episodes and all(e.info.handoff_policy == str(work / "reach" / "action" / "checkpoint") for e in episodes)
+    trained = yaml.safe_load((work / "goal" / "action" / "train_config.yaml").read_text())["data"]
+    assert trained["train"] == [str(work / "data" / "reach_all_targets"), str(work / "data" / "recovery_goal_reach")]
+    assert (trained["first_steps"], trained["first_steps_repeat"]) == (1, 3)
+    first_phase = yaml.safe_load((work / "reach" / "action" / "train_config.yaml").read_text())["data"]
+    assert first_phase["train"] == [str(work / "data" / "reach")] and first_phase["first_steps"] == 0
+    named = {e.info.seed for e in DatasetReader(work / "data" / "reach_all_targets").episodes()}
+    assert {s % RETARGET_STRIDE for s in named} <= {0, 1} and any(s >= RETARGET_STRIDE for s in named), named
+    assert "--all-targets" in report["timings"]["collect_reach_all_targets"]["command"]
+    from uam_ros.train.recipe import model_card
+
+    card = model_card(report, work / "goal" / "action" / "checkpoint")
+    assert "All-targets episodes (`uam collect --all-targets`) of reach" in card
+    assert "| goal | action | reach all-targets + recovery; first 1 frame(s) x3 |" in card

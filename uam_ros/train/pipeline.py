@@ -87,9 +87,10 @@ def timing(run_dir: Path, stage: str) -> dict[str, Any]:
 
 def collect(out: Path, settings: Any, *, tasks: list[str], episodes: int, vl_pairs: int, seed: int,
             timings: dict[str, Any], name: str, recovery_from: Path | None = None,
-            handoff: tuple[int, int] | None = None, policy_steps: int = 0) -> None:
+            handoff: tuple[int, int] | None = None, policy_steps: int = 0, all_targets: bool = False) -> None:
     """`uam collect` (resumable itself); skipped when a previous invocation finished. With
-    ``recovery_from``: recovery episodes (that checkpoint's policy first, then the expert)."""
+    ``recovery_from``: recovery episodes (that checkpoint's policy first, then the expert); with
+    ``all_targets``: each layout once per object named (`uam collect --all-targets`)."""
     from uam_ros.train import collect as collect_mod
 
     marker = out / STAGE_DONE
@@ -99,6 +100,8 @@ def collect(out: Path, settings: Any, *, tasks: list[str], episodes: int, vl_pai
     argv = ["--robot", settings.robot, "--tasks", *tasks, "--episodes", str(episodes), "--split", "train",
             "--out", str(out), "--workers", str(settings.collect_workers), "--seed", str(seed),
             "--vl-pairs", str(vl_pairs)]
+    if all_targets:
+        argv += ["--all-targets"]
     if recovery_from is not None:
         argv += ["--recovery-from", str(recovery_from)]
         if handoff is not None:

@@ -63,6 +63,14 @@ class Phase:
     # previous phase's checkpoint; recovery episodes still come from the previous phase's policy.
     from_scratch: bool = False
     model: dict[str, Any] = field(default_factory=dict)  # UAMConfig overrides, only where weights start fresh
+    # Train on the preset's all-targets episodes of `tasks` (RecipePreset.all_targets) instead of the
+    # plain expert episodes: each layout once per object named, so only the words tell them apart.
+    all_targets: bool = False
+    # TrainConfig data.first_steps / first_steps_repeat: each episode's first frames K times per epoch.
+    # Why: after one step the arm's motion gives the target away, so only frame 0 needs the
+    # instruction (experiment 8 of docs/training_notes.md); 0 leaves the sampling uniform.
+    first_steps: int = 0
+    first_steps_repeat: int = 1
 
 
 @dataclass
@@ -70,6 +78,9 @@ class RecipePreset:
     name: str
     robot: str = "franka_panda"
     episodes: dict[str, int] = field(default_factory=lambda: {"reach": 300})  # per task, seeds 0..n-1
+    # Tasks whose layouts (the same seeds) are also collected once per object named
+    # (`uam collect --all-targets`, data/<task>_all_targets) for phases with all_targets=True.
+    all_targets: tuple[str, ...] = ()
     vl_pairs: int = 0  # ventral pretraining pairs (seed 0); 0: no VL data
     vl_eval_pairs: int = 0  # held-out VL pairs (seed vl_eval_seed) for VQA before/after action training
     vl_eval_seed: int = 90_000
@@ -97,6 +108,13 @@ class RecipePreset:
             if phase.recovery_episodes and previous != "action":
                 raise SystemExit(f"recipe {self.name!r} phase {phase.name!r}: recovery episodes need a previous "
                                  "action phase's policy")
+            missing = sorted(set(phase.tasks) - set(self.all_targets)) if phase.all_targets else []
+            if missing:
+                raise SystemExit(f"recipe {self.name!r} phase {phase.name!r}: all_targets=True needs the preset to "
+                                 f"collect all-targets episodes of {missing} (RecipePreset.all_targets)")
+            if phase.first_steps < 0 or phase.first_steps_repeat < 1:
+                raise SystemExit(f"recipe {self.name!r} phase {phase.name!r}: first_steps must be >= 0 and "
+                                 f"first_steps_repeat >= 1, got {phase.first_steps} and {phase.first_steps_repeat}")
             if phase.model and not fresh:
                 raise SystemExit(f"recipe {self.name!r} phase {phase.name!r}: model overrides need fresh weights "
                                  "(the first phase, or from_scratch=True); a phase that continues a checkpoint "
@@ -115,22 +133,22 @@ PRESETS = {
     "default": RecipePreset(
         "default",
         episodes={"reach": 300},
-        # The shipped model (run E3 of docs/training_notes.md): 29 % reach on 100 unseen layouts. Measured
-        # alternatives, same 100 layouts: E3's settings on 1300 episodes x 2500 steps 17 % (E7), the same
-        # with pointer_offsets 14 % (E9), ventral-pretrained + lr_scale {ventral: 0.1} 23 % (E8, VQA
-        # retention 83 %), E8 + pointer_offsets 19 % (E10); on 30 layouts: +1000 fine-tuning steps 33 %,
-        # adding press 20 % reach.
+        all_targets=("reach",),
         phases=(
-            # E3 of docs/training_notes.md: the policy whose mistakes phase 2 learns to recover from.
+            # E3 of docs/training_notes.md (29 % reach on 100 unseen layouts): the policy whose mistakes
+            # phase 2 learns to recover from.
             Phase("reach", "action", 1500, 1e-3, 1e-4, 100, 32, ("reach",)),
-            # G2 (experiment 4): fresh weights with the goal pointer, on the expert episodes plus 300
-            # recovery episodes of phase 1's policy (DAgger-style). Same 100 layouts, 8 / 2 steps per
-            # chunk: goal pointer alone 19 / 16 %, recovery alone 19 / 44 %, both 32 / 56 % (seed 1:
-            # 47 / 43 %, seed 2: 59 / 43 %; phase 1 alone: 29 / 41 %, seed 1: 16 / 26 %). Not better in
-            # one run each (experiment 5): a ventral-pretrained start 20 / 26 %, a second recovery round
-            # collected at 2 steps per chunk 28 / 45 %, 1300 expert layouts 24 / 16 %.
-            Phase("reach_recovery_goal", "action", 1500, 1e-3, 1e-4, 100, 32, ("reach",), recovery_episodes=300,
-                  recovery_seed=300, handoff=(4, 56), from_scratch=True, model={"goal_pointer_weight": 1.0}),
+            # C12 (experiment 8): fresh weights on the all-targets episodes plus 300 recovery episodes of
+            # phase 1's policy (DAgger-style), the goal pointer at weight 5, FiLM from the instruction's
+            # words, and frame 0 of every episode 100 times per epoch (81 % of the samples: only frame 0
+            # needs the words, the arm's motion gives the target away after it). Same 100 layouts,
+            # 2 / 1 / 8 steps per chunk: 78 / 54 / 52 %, grounding probe 79 % (seed 1: 40 % at 2 steps).
+            # Before it, G2 (experiment 4: plain expert episodes, goal pointer weight 1, uniform frames):
+            # 56 / 59 / 32 %, probe 33 % (chance: it did not read the instruction); seeds 1-2 43 / 43 %.
+            Phase("reach_grounded", "action", 1800, 1e-3, 1e-4, 100, 32, ("reach",), recovery_episodes=300,
+                  recovery_seed=300, handoff=(4, 56), from_scratch=True, all_targets=True, first_steps=1,
+                  first_steps_repeat=100,
+                  model={"goal_pointer_weight": 5.0, "language_film": True, "film_source": "words"}),
         ),
         eval_episodes=100,  # 30 per split put E3 at 47 %, 100 at 29 %: +-17 points is too coarse to rank runs
         replan_steps=(2, 1),
@@ -162,6 +180,9 @@ def run_recipe(preset: RecipePreset, work: Path, install: Path | None) -> dict[s
     for task, episodes in preset.episodes.items():
         collect(data / task, preset, tasks=[task], episodes=episodes, vl_pairs=0, seed=0,
                 timings=timings, name=f"collect_{task}")
+    for task in preset.all_targets:
+        collect(data / f"{task}_all_targets", preset, tasks=[task], episodes=preset.episodes[task], vl_pairs=0,
+                seed=0, timings=timings, name=f"collect_{task}_all_targets", all_targets=True)
     if preset.vl_pairs:
         collect(data / "vl", preset, tasks=[], episodes=0, vl_pairs=preset.vl_pairs, seed=0,
                 timings=timings, name="collect_vl")
@@ -180,8 +201,9 @@ def run_recipe(preset: RecipePreset, work: Path, install: Path | None) -> dict[s
                         seed=phase.recovery_seed, timings=timings, name=f"collect_recovery_{phase.name}_{task}",
                         recovery_from=init, handoff=phase.handoff, policy_steps=phase.policy_steps)
                 recovery.setdefault(task, []).append(out)
+        expert = "{}_all_targets" if phase.all_targets else "{}"
         sources = [data / "vl"] if phase.stage == "ventral" else \
-            [data / t for t in phase.tasks] + [r for t in phase.tasks for r in recovery.get(t, [])]
+            [data / expert.format(t) for t in phase.tasks] + [r for t in phase.tasks for r in recovery.get(t, [])]
         start = None if phase.from_scratch else init
         init = train_stage(
             phase.stage, run_dir / phase.stage, run_dir, preset, data=sources, seed=0, init_from=start,
@@ -190,6 +212,8 @@ def run_recipe(preset: RecipePreset, work: Path, install: Path | None) -> dict[s
                        f"batch_size={phase.batch_size}", f"data.val_fraction={preset.val_fraction}",
                        "init_from=" + (str(start) if start else "''"),
                        *([f"lr_scale={json.dumps(phase.lr_scale)}"] if phase.lr_scale else []),
+                       *([f"data.first_steps={phase.first_steps}",
+                          f"data.first_steps_repeat={phase.first_steps_repeat}"] if phase.first_steps else []),
                        *[f"model.{k}={v}" for k, v in phase.model.items()]])
         timings[phase.name] = json.loads((run_dir / "timing.json").read_text()).get(phase.stage, {})
         if phase.stage == "ventral":
@@ -274,6 +298,10 @@ def model_card(report: dict[str, Any], target: Path) -> str:
         + (f"; {preset['vl_pairs']} vision-language pairs for the ventral phase." if preset["vl_pairs"] else
            "; action data only (no VL data)."),
     ]
+    if preset.get("all_targets"):
+        lines += ["", "All-targets episodes (`uam collect --all-targets`) of " + ", ".join(preset["all_targets"])
+                  + ": the same layouts recorded once per object named, so that only the instruction tells a "
+                  "layout's demonstrations apart."]
     recovery_phases = [p for p in preset["phases"] if p.get("recovery_episodes")]
     if recovery_phases:
         lines += ["", "Recovery episodes (DAgger-style, `uam collect --recovery-from`): the previous phase's policy "
@@ -297,7 +325,10 @@ def model_card(report: dict[str, Any], target: Path) -> str:
         if phase.get("recovery_episodes"):
             recovered |= set(phase["tasks"])
         source = "VL pairs" if phase["stage"] == "ventral" else ", ".join(
-            task + (" + recovery" if task in recovered else "") for task in phase["tasks"])
+            task + (" all-targets" if phase.get("all_targets") else "") + (" + recovery" if task in recovered else "")
+            for task in phase["tasks"])
+        if phase.get("first_steps"):
+            source += f"; first {phase['first_steps']} frame(s) x{phase['first_steps_repeat']}"
         lines.append(f"| {phase['name']} | {phase['stage']} | {source} | {phase['steps']} | {phase['batch_size']} | "
                      f"{phase['lr']:g} -> {phase['min_lr']:g} | {t.get('wall_s', float('nan')) / 60:.1f} min | "
                      f"{t.get('samples_per_s', float('nan')):.1f} |")
