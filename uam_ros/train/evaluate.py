@@ -36,6 +36,7 @@ from uam_ros.model.checkpoint import load_checkpoint
 from uam_ros.model.processor import UAMProcessor
 from uam_ros.train.datasets import VLData, to_float_image
 from uam_ros.train.progress import Progress
+from uam_ros.train.sim_policy import NOISE_MODES
 
 EVAL_SEED = 100_000
 # uam_ros.sim.tasks.SPLITS, spelled out so that building the `uam` parser does not import MuJoCo
@@ -121,6 +122,7 @@ def closed_loop_success(
     device: str = "cpu",
     threads: int | None = 1,
     progress: bool = True,
+    noise: str = "fresh",
 ) -> dict[str, Any]:
     """Success rate of the checkpoint's policy per task on episodes (task, split, seed + i).
 
@@ -135,7 +137,7 @@ def closed_loop_success(
     os.environ.setdefault("MUJOCO_GL", "egl")
     if threads:
         torch.set_num_threads(threads)
-    policy = SimPolicy(checkpoint, robot, n_action_steps=n_action_steps, camera=camera, device=device)
+    policy = SimPolicy(checkpoint, robot, n_action_steps=n_action_steps, camera=camera, device=device, noise=noise)
 
     results: dict[str, Any] = {}
     bar = Progress(len(tasks) * episodes, f"eval {split}", unit="ep", enabled=progress)
@@ -177,6 +179,7 @@ def closed_loop_success(
         "robot": policy.robot.name,
         "split": split,
         "n_action_steps": policy.n_action_steps,
+        "noise": policy.noise,
         "seed": seed,
         "success_rate": sum(r["successes"] for r in results.values()) / max(1, total),
         "tasks": results,
@@ -243,6 +246,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episodes", type=int, default=10, help="episodes per task")
     parser.add_argument("--seed", type=int, default=EVAL_SEED, help="seed of the first evaluation episode")
     parser.add_argument("--n-action-steps", type=int, help="targets executed per chunk (default: robot config)")
+    parser.add_argument("--noise", choices=NOISE_MODES, default="fresh",
+                        help="flow-matching noise: a fresh draw per chunk, or one held for the whole episode")
     parser.add_argument("--grounding", action="store_true",
                         help="counterfactual grounding probe on --episodes reach layouts of --split: does the first "
                         "chunk head for whichever object the instruction names? (uam_ros.train.grounding; seconds, "
@@ -270,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.tasks:
         report["closed_loop"] = closed_loop_success(
             args.checkpoint, args.robot, args.tasks, args.split, args.episodes, seed=args.seed,
-            n_action_steps=args.n_action_steps, device=args.device, progress=not args.quiet)
+            n_action_steps=args.n_action_steps, device=args.device, progress=not args.quiet, noise=args.noise)
     if args.grounding:
         from uam_ros.train.grounding import grounding_probe
 
