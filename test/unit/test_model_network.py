@@ -403,3 +403,14 @@ def test_language_film_starts_as_identity_and_learns_from_the_action_loss(source
         b = model._streams(image, renamed, state)[0]
     assert (a - b).abs().max() > 1e-3
     assert build_model(tiny_config(), "uam").dorsal.film is None  # off by default
+    with pytest.raises(ValueError, match="no effect without language_film"):
+        tiny_config(film_source="words")
+
+
+def test_word_film_with_the_transformers_ventral_is_refused_when_built(tmp_path):
+    """The transformers ventral has no word embeddings of ours: say so when the model is built, not at
+    its first forward (and before the VLM directory is even read)."""
+    from uam_ros.model.hf_ventral import build_uam_with_hf_ventral
+
+    with pytest.raises(ValueError, match="use film_source 'features'"):
+        build_uam_with_hf_ventral(tiny_config(language_film=True, film_source="words"), tmp_path / "no_vlm_here")

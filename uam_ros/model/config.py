@@ -133,6 +133,9 @@ class UAMConfig:
             )
         if self.film_source not in ("features", "words"):
             raise ValueError(f"UAMConfig.film_source must be 'features' or 'words', got {self.film_source!r}")
+        if self.film_source != "features" and not self.language_film:
+            raise ValueError(f"UAMConfig.film_source={self.film_source!r} has no effect without language_film=True "
+                             "(it picks what the language FiLM reads)")
         if self.dorsal_stem not in ("linear", "conv"):
             raise ValueError(f"UAMConfig.dorsal_stem must be 'linear' or 'conv', got {self.dorsal_stem!r}")
         if self.dorsal_stem == "conv" and self.patch_size % 4 != 0:

@@ -350,6 +350,9 @@ def build_uam_with_hf_ventral(
     """
     from uam_ros.model.uam import build_model
 
+    if config.language_film and config.film_source == "words":
+        raise ValueError("UAMConfig.film_source 'words' reads the ventral's own word embeddings, which the "
+                         "transformers ventral does not expose: use film_source 'features' with it")
     ventral = HFVentral(path, config.d_model, **ventral_kwargs)  # fail on a bad path before building the rest
     model = build_model(config, kind)
     model.ventral = ventral
