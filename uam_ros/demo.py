@@ -188,7 +188,7 @@ class OverlayRecorder:
 
 
 def run_demo(robot: str, tasks: list[str], episodes: int, split: str, seed: int, model: str,
-             out_dir: Path, overlay: bool = True, backend: str = "auto") -> list[EpisodeResult]:
+             out_dir: Path, overlay: bool = True, backend: str = "auto", replan_steps: int = 0) -> list[EpisodeResult]:
     import rclpy
     from rcl_interfaces.msg import Parameter as ParameterMsg
     from rcl_interfaces.msg import ParameterType, ParameterValue
@@ -290,7 +290,8 @@ def run_demo(robot: str, tasks: list[str], episodes: int, split: str, seed: int,
                 started = time.monotonic()
                 policy = _Process("uam_ros.ros.policy_node", {
                     "robot": robot, "model": policy_model, "backend": backend, "autostart": True, "enable": True,
-                    "instruction": instruction, "inference_threads": 1}, out_dir / f"uam_policy_{name}.log")
+                    "instruction": instruction, "inference_threads": 1, "replan_steps": replan_steps},
+                    out_dir / f"uam_policy_{name}.log")
                 # The task's time limit starts with the first command: configure may export an ONNX
                 # graph or build a TensorRT engine first (once; both are cached).
                 spin_until(lambda: state["first_command"] is not None or policy.process.poll() is not None, 180.0)
@@ -320,7 +321,7 @@ def run_demo(robot: str, tasks: list[str], episodes: int, split: str, seed: int,
         rclpy.try_shutdown()
     _contact_sheet(sheet_rows, out_dir / "contact_sheet.png")
     rate = sum(r.success for r in results) / max(1, len(results))
-    metrics = {"robot": robot, "split": split, "backend": backend, "model": model or "scripted expert (expert://)",
+    metrics = {"robot": robot, "split": split, "backend": backend, "replan_steps": replan_steps, "model": model or "scripted expert (expert://)",
                "success_rate": rate, "episodes": [asdict(r) for r in results]}
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(f"[demo] success {sum(r.success for r in results)}/{len(results)} ({rate:.0%}); outputs in {out_dir}")
@@ -355,6 +356,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--model", default="", help="checkpoint directory, or 'expert' for the scripted expert "
                         "through the same ROS path; default: models/default/<robot> if present, else the expert")
     parser.add_argument("--backend", default="auto", choices=("auto", "tensorrt", "onnxruntime", "torch"))
+    parser.add_argument("--replan-steps", type=int, default=0,
+                        help="the policy node's replan_steps: action steps of each chunk executed before the next "
+                        "inference (0: on every new camera image)")
     parser.add_argument("--out", type=Path, default=None, help="output directory (default: runs/demo-<time>)")
     parser.add_argument("--no-overlay", action="store_true",
                         help="skip the overlay videos (camera + projected predicted path, imagined future, chunk plot)")
@@ -379,7 +383,8 @@ def run(args) -> int:
     out = args.out or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")
     tasks = args.tasks or _trained_tasks(model) or list(EXPERT_DEMO_TASKS)
     results = run_demo(args.robot, tasks, args.episodes, args.split, args.seed, model, out,
-                       overlay=not getattr(args, "no_overlay", False), backend=args.backend)
+                       overlay=not getattr(args, "no_overlay", False), backend=args.backend,
+                       replan_steps=args.replan_steps)
     return demo_exit_code(results, getattr(args, "require_success", False))
 
 

@@ -195,3 +195,47 @@ def test_chunk_observed_after_now_is_refused(panda):
     result = loop.tick(10.0)
     assert loop.status == "rejected_clock" and loop.counters.chunks_rejected == 1
     assert result.command is None or result.command.is_hold
+
+
+def run_ticks(loop, worker, robot, t0, seconds):
+    """Tick at 100 Hz of simulated time with a fresh image every tick, each inference finishing
+    within its tick (so host load cannot stretch simulated time); returns the end time."""
+    t = t0
+    while t < t0 + seconds:
+        feed(loop, robot, t, image_t=t)
+        loop.tick(t + 0.001)
+        deadline = time.monotonic() + 5.0
+        while worker.busy and time.monotonic() < deadline:
+            time.sleep(0.0005)
+        t += 0.01
+    return t
+
+
+@pytest.mark.parametrize("replan_steps", [0, 2])
+def test_replan_steps_spaces_inferences_by_the_steps_executed(panda, replan_steps):
+    policy = ScriptedPolicy()
+    worker = InferenceWorker(policy)
+    worker.start()
+    try:
+        loop = PolicyLoop(panda, worker, replan_steps=replan_steps)
+        _, t = tick_until(loop, panda, 100.0, lambda r: r.command is not None)
+        first = len(policy.seen)
+        t = run_ticks(loop, worker, panda, t + 0.01, 1.5)
+        gaps = np.diff([o.stamp_ns * 1e-9 for o in policy.seen[first - 1:]])
+        period = replan_steps / panda.chunk.action_rate_hz
+        if replan_steps:
+            # every chunk runs its 2 steps (0.2 s at 10 Hz) before the next image goes to inference
+            assert len(gaps) >= 5 and gaps.min() >= period - 1e-3, gaps
+            assert gaps.max() <= period + 0.011, gaps  # and then it does go: no starving
+            # a new instruction does not wait for the steps to run out
+            loop.set_instruction("touch the red cube")
+            count = len(policy.seen)
+            tick_until(loop, panda, t, lambda r: len(policy.seen) > count)
+            assert policy.seen[-1].instruction == "touch the red cube"
+            assert policy.seen[-1].stamp_ns * 1e-9 - policy.seen[-2].stamp_ns * 1e-9 < period
+        else:
+            assert gaps.max() <= 0.021, gaps  # every new image the worker is free for
+    finally:
+        worker.stop()
+    with pytest.raises(ValueError, match="replan_steps"):
+        PolicyLoop(panda, worker, replan_steps=-1)

@@ -58,7 +58,14 @@ class TickResult:
 
 
 class PolicyLoop:
-    def __init__(self, robot: RobotConfig, worker: InferenceQueue, inference_timeout_s: float | None = None) -> None:
+    def __init__(self, robot: RobotConfig, worker: InferenceQueue, inference_timeout_s: float | None = None,
+                 replan_steps: int = 0) -> None:
+        """replan_steps: action steps of an accepted chunk the arm executes before the next observation
+        goes to inference (0: every new camera image). Why: a chunk policy is evaluated executing n
+        steps per inference, and the default model's success depends on n (docs/training_notes.md);
+        on every image the node replans more often than any row it was measured on."""
+        if replan_steps < 0:
+            raise ValueError(f"replan_steps must be >= 0, got {replan_steps}")
         self.robot = robot
         self.worker = worker
         self.period_s = 1.0 / robot.control.rate_hz
@@ -68,6 +75,7 @@ class PolicyLoop:
         self.limits = robot.limits_arrays()
         self.safety = SafetyFilter(self.limits, robot.control.max_position_deviation)
         self.inference_timeout_s = inference_timeout_s or robot.chunk.n_action_steps / robot.chunk.action_rate_hz
+        self.replan_s = replan_steps / robot.chunk.action_rate_hz
         self.instruction = ""
         self.counters = LoopCounters()
         self.status = "waiting"  # "running" or the reason for holding
@@ -76,6 +84,7 @@ class PolicyLoop:
         self._active: Plan | None = None  # what the controller is executing (absolute times)
         self._last_gripper: float | None = None
         self._moving = False  # the controller is executing a chunk we sent
+        self._replan_from_s: float | None = None  # replan_steps counts from this observation (None: now)
 
     # ---- inputs -------------------------------------------------------------------------
     def _reject(self, exc: InputRejected) -> None:
@@ -115,7 +124,7 @@ class PolicyLoop:
     def set_instruction(self, text: str) -> None:
         if text != self.instruction:
             self.instruction = text
-            self._last_submitted_stamp = None  # re-plan with the new goal at once
+            self._last_submitted_stamp = self._replan_from_s = None  # re-plan with the new goal at once
 
     # ---- decisions ----------------------------------------------------------------------
     def _state_vector(self, arm_q: np.ndarray, gripper: float | None) -> np.ndarray:
@@ -133,6 +142,7 @@ class PolicyLoop:
         """
         self.status, self.status_detail = reason, detail
         self.scheduler.clear()
+        self._replan_from_s = None  # whatever comes next starts from a fresh observation
         latest = self.sync.latest_joints
         if not self._moving or latest is None:
             return TickResult()
@@ -155,7 +165,7 @@ class PolicyLoop:
         if self.worker.busy_for_s() > self.inference_timeout_s:
             return self.hold(now_s, "inference_timeout",
                               f"inference has run {self.worker.busy_for_s():.2f} s (limit {self.inference_timeout_s:.2f} s)")
-        if inputs.image.stamp_s != self._last_submitted_stamp:
+        if inputs.image.stamp_s != self._last_submitted_stamp and self._replan_due(inputs.image.stamp_s):
             observation = Observation(
                 image=inputs.image.image,
                 state=self._state_vector(inputs.matched_joints.positions, inputs.matched_joints.gripper),
@@ -163,7 +173,7 @@ class PolicyLoop:
                 stamp_ns=int(round(inputs.image.stamp_s * 1e9)),
             )
             if self.worker.submit(observation):
-                self._last_submitted_stamp = inputs.image.stamp_s
+                self._last_submitted_stamp = self._replan_from_s = inputs.image.stamp_s
         if result is None:
             if self.status in INPUT_FAULTS:
                 # The inputs are fine again. Backend and chunk faults stay reported until the
@@ -176,6 +186,13 @@ class PolicyLoop:
             self.counters.inference_errors += 1
             return self.hold(now_s, "inference_error", result.error)
         return self._accept_chunk(now_s, result.chunk, inputs.latest_joints)
+
+    def _replan_due(self, image_stamp_s: float) -> bool:
+        """Whether an observation taken at image_stamp_s should go to inference now."""
+        if not self.replan_s or self._replan_from_s is None:
+            return True  # replanning on every image, or starting over (first chunk, hold, new instruction)
+        # 1 ms of slack: camera stamps are quantised, and one exactly replan_s later is due.
+        return image_stamp_s >= self._replan_from_s + self.replan_s - 1e-3
 
     def _accept_chunk(self, now_s: float, chunk: ActionChunk, latest) -> TickResult:
         observed_s = chunk.observation_stamp_ns * 1e-9

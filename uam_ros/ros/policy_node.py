@@ -53,6 +53,9 @@ class PolicyNodeParams:
     control_rate_hz: float = spec(0.0, description="Control timer rate; 0 = the robot config's", ge=0.0, le=1000.0)
     inference_threads: int = spec(0, description="Intra-op threads for inference; 0 = cores - 1", ge=0, le=256)
     inference_timeout_s: float = spec(0.0, description="Hold when one inference runs longer; 0 = n_action_steps/action_rate", ge=0.0)
+    replan_steps: int = spec(0, description="Action steps of a chunk the arm executes before the next camera image "
+                             "goes to inference; 0 = every new image (the in-process `uam eval --n-action-steps` "
+                             "row it matches)", ge=0, le=1000)
     inference_process: bool = spec(False, description="Run the policy in a child process instead of a thread of "
                                    "the node: the control timer no longer shares the GIL with inference, and a "
                                    "backend that crashes the process is an inference error + hold, not the node's "
@@ -188,7 +191,7 @@ class PolicyNode(LifecycleNode):
         if self.params.record:
             self._recording = self._open_recording(robot, model)
         self._poll = _PollRecorder(self.worker, self._recording)
-        self.loop = PolicyLoop(robot, self._poll, self.params.inference_timeout_s or None)
+        self.loop = PolicyLoop(robot, self._poll, self.params.inference_timeout_s or None, self.params.replan_steps)
         self.loop.set_instruction(self.params.instruction)
         self.kinematics = self._load_kinematics(robot) if self.params.predicted_path else None
         self._last_path = None

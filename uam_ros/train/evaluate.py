@@ -198,6 +198,7 @@ def ros_closed_loop_success(
     seed: int = EVAL_SEED,
     backend: str = "auto",
     out_dir: Path | None = None,
+    replan_steps: int = 0,
 ) -> dict[str, Any]:
     """closed_loop_success through the real nodes: uam_sim + uam_policy as processes over DDS.
 
@@ -218,7 +219,7 @@ def ros_closed_loop_success(
     out = out_dir or Path("runs") / time.strftime("eval-ros-%Y%m%d-%H%M%S")
     start = time.monotonic()
     episodes_run = run_demo(robot_name, list(tasks), episodes, split, seed, str(checkpoint), out,
-                            overlay=False, backend=backend)
+                            overlay=False, backend=backend, replan_steps=replan_steps)
     results: dict[str, Any] = {}
     for task in tasks:
         mine = [e for e in episodes_run if e.task == task]
@@ -228,7 +229,8 @@ def ros_closed_loop_success(
                                               "time_to_success_s": e.time_to_success_s} for e in mine]}
     total = sum(r["episodes"] for r in results.values())
     return {
-        "checkpoint": str(checkpoint), "path": "ros", "backend": backend, "robot": robot_name, "split": split,
+        "checkpoint": str(checkpoint), "path": "ros", "backend": backend, "replan_steps": replan_steps,
+        "robot": robot_name, "split": split,
         "seed": seed, "success_rate": sum(r["successes"] for r in results.values()) / max(1, total),
         "tasks": results, "wall_s": time.monotonic() - start, "outputs": str(out),
     }
@@ -245,7 +247,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="episode split; heldout_{combo,shape,paraphrase,position} change one factor each")
     parser.add_argument("--episodes", type=int, default=10, help="episodes per task")
     parser.add_argument("--seed", type=int, default=EVAL_SEED, help="seed of the first evaluation episode")
-    parser.add_argument("--n-action-steps", type=int, help="targets executed per chunk (default: robot config)")
+    parser.add_argument("--n-action-steps", type=int, help="targets executed per chunk (default: robot config); "
+                        "with --ros the node's replan_steps (default: replan on every camera image)")
     parser.add_argument("--noise", choices=NOISE_MODES, default="fresh",
                         help="flow-matching noise: a fresh draw per chunk, or one held for the whole episode")
     parser.add_argument("--grounding", action="store_true",
@@ -271,7 +274,8 @@ def run(args: argparse.Namespace) -> int:
     report: dict[str, Any] = {}
     if args.tasks and args.ros:
         report["closed_loop"] = ros_closed_loop_success(
-            args.checkpoint, args.robot, args.tasks, args.split, args.episodes, seed=args.seed, backend=args.backend)
+            args.checkpoint, args.robot, args.tasks, args.split, args.episodes, seed=args.seed, backend=args.backend,
+            replan_steps=args.n_action_steps or 0)
     elif args.tasks:
         report["closed_loop"] = closed_loop_success(
             args.checkpoint, args.robot, args.tasks, args.split, args.episodes, seed=args.seed,
