@@ -63,3 +63,31 @@ def test_an_unknown_noise_mode_is_refused(scene):
 
     with pytest.raises(ValueError, match="noise must be one of"):
         SimPolicy(scene[0], noise="frozen")
+
+
+def test_with_latency_the_arm_stays_until_the_first_chunk_arrives_then_runs_it_from_there(scene):
+    """latency_steps=2: the first two action periods pass before the first chunk reaches the arm (it
+    stays where it is), then the chunk runs from its target 2 -- the points already due are skipped."""
+    from uam_ros.sim.world import SimWorld
+    from uam_ros.train.sim_policy import SimPolicy
+
+    checkpoint, spec, _ = scene
+
+    def act(lag, steps):
+        world = SimWorld("franka_panda", spec)
+        try:
+            policy = SimPolicy(checkpoint, n_action_steps=2, latency_steps=lag)
+            start = world.arm_positions()
+            chunk = policy.chunk(world, spec.instruction, torch.Generator().manual_seed(5))
+            policy.run(world, spec.instruction, torch.Generator().manual_seed(5), steps, stop=lambda: False)
+            return start, chunk[:, :7], world.arm_positions()
+        finally:
+            world.close()
+
+    start, _, still = act(2, 2)
+    _, _, moving = act(0, 2)
+    assert np.abs(still - start).max() < 0.01 < np.abs(moving - start).max()
+    start, chunk, after = act(2, 3)
+    assert np.abs(after - chunk[2]).max() < 0.5 * np.abs(start - chunk[2]).max()
+    with pytest.raises(ValueError, match="latency_steps"):
+        SimPolicy(checkpoint, latency_steps=-1)

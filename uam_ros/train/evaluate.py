@@ -123,6 +123,7 @@ def closed_loop_success(
     threads: int | None = 1,
     progress: bool = True,
     noise: str = "fresh",
+    latency_steps: int = 0,
 ) -> dict[str, Any]:
     """Success rate of the checkpoint's policy per task on episodes (task, split, seed + i).
 
@@ -137,7 +138,8 @@ def closed_loop_success(
     os.environ.setdefault("MUJOCO_GL", "egl")
     if threads:
         torch.set_num_threads(threads)
-    policy = SimPolicy(checkpoint, robot, n_action_steps=n_action_steps, camera=camera, device=device, noise=noise)
+    policy = SimPolicy(checkpoint, robot, n_action_steps=n_action_steps, camera=camera, device=device, noise=noise,
+                       latency_steps=latency_steps)
 
     results: dict[str, Any] = {}
     bar = Progress(len(tasks) * episodes, f"eval {split}", unit="ep", enabled=progress)
@@ -180,6 +182,7 @@ def closed_loop_success(
         "split": split,
         "n_action_steps": policy.n_action_steps,
         "noise": policy.noise,
+        "latency_steps": policy.latency_steps,
         "seed": seed,
         "success_rate": sum(r["successes"] for r in results.values()) / max(1, total),
         "tasks": results,
@@ -251,6 +254,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "with --ros the node's replan_steps (default: replan on every camera image)")
     parser.add_argument("--noise", choices=NOISE_MODES, default="fresh",
                         help="flow-matching noise: a fresh draw per chunk, or one held for the whole episode")
+    parser.add_argument("--latency-steps", type=int, default=0,
+                        help="action periods from an observation to its chunk reaching the arm, which meanwhile "
+                        "runs on the previous chunk (the node's camera age + inference + transport; 0: none)")
     parser.add_argument("--grounding", action="store_true",
                         help="counterfactual grounding probe on --episodes reach layouts of --split: does the first "
                         "chunk head for whichever object the instruction names? (uam_ros.train.grounding; seconds, "
@@ -279,7 +285,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.tasks:
         report["closed_loop"] = closed_loop_success(
             args.checkpoint, args.robot, args.tasks, args.split, args.episodes, seed=args.seed,
-            n_action_steps=args.n_action_steps, device=args.device, progress=not args.quiet, noise=args.noise)
+            n_action_steps=args.n_action_steps, device=args.device, progress=not args.quiet, noise=args.noise,
+            latency_steps=args.latency_steps)
     if args.grounding:
         from uam_ros.train.grounding import grounding_probe
 

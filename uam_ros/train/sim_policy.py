@@ -39,9 +39,12 @@ class SimPolicy:
         camera: str | None = None,
         device: str = "cpu",
         noise: str = "fresh",
+        latency_steps: int = 0,
     ) -> None:
         from uam_ros.control.robot_config import load_robot_config
 
+        if latency_steps < 0:
+            raise ValueError(f"latency_steps must be >= 0, got {latency_steps}")
         if noise not in NOISE_MODES:
             raise ValueError(f"noise must be one of {NOISE_MODES}, got {noise!r}")
 
@@ -60,6 +63,10 @@ class SimPolicy:
         self.dt = 1.0 / self.robot.chunk.action_rate_hz
         self.device = device
         self.noise = noise
+        # Action periods between an observation and its chunk reaching the arm (camera age + inference
+        # + transport, as in the node): meanwhile the arm runs on the previous chunk, and the new one
+        # starts at its target `latency_steps` (the node's scheduler drops the points already due).
+        self.latency_steps = latency_steps
         self.inference_s: list[float] = []  # every forward's wall time, for latency reports
 
     @property
@@ -100,9 +107,22 @@ class SimPolicy:
         stop = stop or world.success
         arm_dof = self.robot.arm_dof
         held = self.draw_noise(generator) if self.noise == "held" else None
+        lag = self.latency_steps
+        period = max(self.n_action_steps, lag)  # the node infers again only once the last chunk arrived
         steps = 0
+        previous: np.ndarray | None = None
         while steps < max_steps:
-            for target in self.chunk(world, instruction, generator, held)[: self.n_action_steps]:
+            chunk = self.chunk(world, instruction, generator, held)
+            # Observation now; until its chunk arrives (lag steps) the arm goes on with the previous
+            # chunk, or stays where it is; then it runs the new one from its target `lag`.
+            carry_on = previous[period: period + lag] if previous is not None else previous
+            if carry_on is None or len(carry_on) < lag:
+                done = 0 if carry_on is None else len(carry_on)
+                stay = np.repeat(self._measured(world), lag - done, axis=0)
+                carry_on = stay if carry_on is None else np.concatenate([carry_on, stay])
+            targets = np.concatenate([carry_on, chunk[lag:period]])
+            previous = chunk
+            for target in targets:
                 grip = float(target[arm_dof]) if self.robot.gripper else None
                 world.move_to(target[:arm_dof], grip, self.dt)
                 steps += 1
@@ -111,3 +131,8 @@ class SimPolicy:
                 if steps >= max_steps:
                     break
         return steps, False
+
+    def _measured(self, world: Any) -> np.ndarray:
+        """The measured joint positions (and gripper) as one target row: staying where it is."""
+        _, q, _ = world.joint_state()
+        return q.reshape(1, -1)
