@@ -13,7 +13,9 @@ was the dorsal pointer objective (UAMConfig.pointer_loss_weight) -- see docs/tra
 the runs that led here. The default preset trains a first reach policy, lets it act and has the
 scripted expert recover from where it went (recovery episodes, DAgger-style: behaviour cloning
 alone never sees the policy's own mistakes), then trains the shipped policy from fresh weights on
-the expert and recovery episodes with the goal pointer (UAMConfig.goal_pointer_weight).
+the all-targets and recovery episodes with the goal pointer (UAMConfig.goal_pointer_weight), word
+FiLM and each episode's first frame oversampled -- the frame where only the instruction says which
+object (experiment 8).
 """
 
 from __future__ import annotations
@@ -142,7 +144,8 @@ PRESETS = {
             # phase 1's policy (DAgger-style), the goal pointer at weight 5, FiLM from the instruction's
             # words, and frame 0 of every episode 100 times per epoch (81 % of the samples: only frame 0
             # needs the words, the arm's motion gives the target away after it). Same 100 layouts,
-            # 2 / 1 / 8 steps per chunk: 78 / 54 / 52 %, grounding probe 79 % (seed 1: 40 % at 2 steps).
+            # 2 / 1 / 8 steps per chunk: 78 / 54 / 52 %, grounding probe 79 % (seed 1: 40 % at 2 steps;
+            # this preset's own run, experiment 9: 52 / 45 / 38 %, probe 76 %, 1 h 29 min).
             # Before it, G2 (experiment 4: plain expert episodes, goal pointer weight 1, uniform frames):
             # 56 / 59 / 32 %, probe 33 % (chance: it did not read the instruction); seeds 1-2 43 / 43 %.
             Phase("reach_grounded", "action", 1800, 1e-3, 1e-4, 100, 32, ("reach",), recovery_episodes=300,
