@@ -286,7 +286,7 @@ def run_demo(robot: str, tasks: list[str], episodes: int, split: str, seed: int,
                     recorder.clear()
                 state.update(success=False, commands=0, first_command=None)
                 policy_model = model or f"expert://{task}?split={split}&seed={episode_seed}"
-                name = f"{robot}_{task}_{split}_{episode_seed}"
+                name = f"{Path(robot).stem}_{task}_{split}_{episode_seed}"  # robot: a name or a YAML path
                 started = time.monotonic()
                 policy = _Process("uam_ros.ros.policy_node", {
                     "robot": robot, "model": policy_model, "backend": backend, "autostart": True, "enable": True,

@@ -91,3 +91,28 @@ def test_with_latency_the_arm_stays_until_the_first_chunk_arrives_then_runs_it_f
     assert np.abs(after - chunk[2]).max() < 0.5 * np.abs(start - chunk[2]).max()
     with pytest.raises(ValueError, match="latency_steps"):
         SimPolicy(checkpoint, latency_steps=-1)
+
+
+def test_robot_limits_hold_on_a_far_first_target_and_clamp_to_the_velocity_limits(scene):
+    """The node's safety filter on what the sim arm executes: the in-process arm otherwise follows
+    any target, faster than the robot can (experiment 9)."""
+    from uam_ros.train.sim_policy import SimPolicy
+
+    checkpoint, _, world = scene
+    policy = SimPolicy(checkpoint, n_action_steps=2, robot_limits=True)
+    limits = policy.robot.limits_arrays()
+    _, q, _ = world.joint_state()
+    far = np.repeat(q[None], 2, axis=0)
+    far[:, 0] += policy.robot.control.max_position_deviation + 0.05
+    held = policy._within_limits(world, far)
+    np.testing.assert_array_equal(held, np.repeat(q[None], 2, axis=0))
+    assert policy.holds == 1
+    fast = np.repeat(q[None], 2, axis=0)
+    fast[0, 1] += 0.3  # 3 rad/s over one 0.1 s period: inside the deviation limit, over the velocity limit
+    fast[1, 1] += 0.6
+    executed = policy._within_limits(world, fast)
+    steps = np.diff(np.concatenate([q[None, :7], executed[:, :7]]), axis=0)
+    assert np.all(np.abs(steps) <= limits.velocity_max * policy.dt + 1e-9)
+    assert executed[1, 1] > q[1] + 0.05 and policy.holds == 1  # clamped, not held
+    np.testing.assert_array_equal(executed[:, 7], fast[:, 7])  # the gripper is not the arm filter's
+    assert SimPolicy(checkpoint).safety is None

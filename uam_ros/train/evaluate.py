@@ -124,6 +124,7 @@ def closed_loop_success(
     progress: bool = True,
     noise: str = "fresh",
     latency_steps: int = 0,
+    robot_limits: bool = False,
 ) -> dict[str, Any]:
     """Success rate of the checkpoint's policy per task on episodes (task, split, seed + i).
 
@@ -139,7 +140,7 @@ def closed_loop_success(
     if threads:
         torch.set_num_threads(threads)
     policy = SimPolicy(checkpoint, robot, n_action_steps=n_action_steps, camera=camera, device=device, noise=noise,
-                       latency_steps=latency_steps)
+                       latency_steps=latency_steps, robot_limits=robot_limits)
 
     results: dict[str, Any] = {}
     bar = Progress(len(tasks) * episodes, f"eval {split}", unit="ep", enabled=progress)
@@ -183,6 +184,8 @@ def closed_loop_success(
         "n_action_steps": policy.n_action_steps,
         "noise": policy.noise,
         "latency_steps": policy.latency_steps,
+        "robot_limits": policy.safety is not None,
+        "limit_holds": policy.holds,
         "seed": seed,
         "success_rate": sum(r["successes"] for r in results.values()) / max(1, total),
         "tasks": results,
@@ -257,6 +260,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency-steps", type=int, default=0,
                         help="action periods from an observation to its chunk reaching the arm, which meanwhile "
                         "runs on the previous chunk (the node's camera age + inference + transport; 0: none)")
+    parser.add_argument("--robot-limits", action="store_true",
+                        help="pass each chunk through the node's safety filter (hold when its first target is "
+                        "too far, clamp to the joint velocity / acceleration limits); off: the sim arm follows "
+                        "any target")
     parser.add_argument("--grounding", action="store_true",
                         help="counterfactual grounding probe on --episodes reach layouts of --split: does the first "
                         "chunk head for whichever object the instruction names? (uam_ros.train.grounding; seconds, "
@@ -286,7 +293,7 @@ def run(args: argparse.Namespace) -> int:
         report["closed_loop"] = closed_loop_success(
             args.checkpoint, args.robot, args.tasks, args.split, args.episodes, seed=args.seed,
             n_action_steps=args.n_action_steps, device=args.device, progress=not args.quiet, noise=args.noise,
-            latency_steps=args.latency_steps)
+            latency_steps=args.latency_steps, robot_limits=args.robot_limits)
     if args.grounding:
         from uam_ros.train.grounding import grounding_probe
 
