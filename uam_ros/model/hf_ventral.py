@@ -350,7 +350,7 @@ def build_uam_with_hf_ventral(
     """
     from uam_ros.model.uam import build_model
 
-    if config.language_film and config.film_source == "words":
+    if config.film_source == "words":  # UAMConfig only allows it with language_film
         raise ValueError("UAMConfig.film_source 'words' reads the ventral's own word embeddings, which the "
                          "transformers ventral does not expose: use film_source 'features' with it")
     ventral = HFVentral(path, config.d_model, **ventral_kwargs)  # fail on a bad path before building the rest

@@ -169,6 +169,11 @@ PRESETS = {
 }
 
 
+def expert_data(data: Path, task: str, all_targets: bool) -> Path:
+    """Where a task's scripted-expert episodes live: plain, or each layout once per object named."""
+    return data / (f"{task}_all_targets" if all_targets else task)
+
+
 def run_recipe(preset: RecipePreset, work: Path, install: Path | None) -> dict[str, Any]:
     os.environ.setdefault("MUJOCO_GL", "egl")
     import torch
@@ -181,11 +186,11 @@ def run_recipe(preset: RecipePreset, work: Path, install: Path | None) -> dict[s
     timings: dict[str, Any] = {}
     data = work / "data"
     for task, episodes in preset.episodes.items():
-        collect(data / task, preset, tasks=[task], episodes=episodes, vl_pairs=0, seed=0,
-                timings=timings, name=f"collect_{task}")
+        collect(expert_data(data, task, all_targets=False), preset, tasks=[task], episodes=episodes, vl_pairs=0,
+                seed=0, timings=timings, name=f"collect_{task}")
     for task in preset.all_targets:
-        collect(data / f"{task}_all_targets", preset, tasks=[task], episodes=preset.episodes[task], vl_pairs=0,
-                seed=0, timings=timings, name=f"collect_{task}_all_targets", all_targets=True)
+        collect(expert_data(data, task, all_targets=True), preset, tasks=[task], episodes=preset.episodes[task],
+                vl_pairs=0, seed=0, timings=timings, name=f"collect_{task}_all_targets", all_targets=True)
     if preset.vl_pairs:
         collect(data / "vl", preset, tasks=[], episodes=0, vl_pairs=preset.vl_pairs, seed=0,
                 timings=timings, name="collect_vl")
@@ -204,9 +209,9 @@ def run_recipe(preset: RecipePreset, work: Path, install: Path | None) -> dict[s
                         seed=phase.recovery_seed, timings=timings, name=f"collect_recovery_{phase.name}_{task}",
                         recovery_from=init, handoff=phase.handoff, policy_steps=phase.policy_steps)
                 recovery.setdefault(task, []).append(out)
-        expert = "{}_all_targets" if phase.all_targets else "{}"
         sources = [data / "vl"] if phase.stage == "ventral" else \
-            [data / expert.format(t) for t in phase.tasks] + [r for t in phase.tasks for r in recovery.get(t, [])]
+            [expert_data(data, t, phase.all_targets) for t in phase.tasks] + \
+            [r for t in phase.tasks for r in recovery.get(t, [])]
         start = None if phase.from_scratch else init
         init = train_stage(
             phase.stage, run_dir / phase.stage, run_dir, preset, data=sources, seed=0, init_from=start,

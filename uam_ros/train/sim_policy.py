@@ -126,11 +126,9 @@ class SimPolicy:
             chunk = self.chunk(world, instruction, generator, held)
             # Observation now; until its chunk arrives (lag steps) the arm goes on with the previous
             # chunk, or stays where it is; then it runs the new one from its target `lag`.
-            carry_on = previous[period: period + lag] if previous is not None else previous
-            if carry_on is None or len(carry_on) < lag:
-                done = 0 if carry_on is None else len(carry_on)
-                stay = np.repeat(self._measured(world), lag - done, axis=0)
-                carry_on = stay if carry_on is None else np.concatenate([carry_on, stay])
+            carry_on = previous[period: period + lag] if previous is not None else chunk[:0]
+            if len(carry_on) < lag:
+                carry_on = np.concatenate([carry_on, np.repeat(self._measured(world), lag - len(carry_on), axis=0)])
             targets = np.concatenate([carry_on, chunk[lag:period]])
             previous = chunk
             if self.safety is not None:
