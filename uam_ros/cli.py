@@ -55,7 +55,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             robot=args.robot, model=args.model, backend=args.backend, enable=args.enable,
             instruction=args.instruction, record=args.record, sim=args.sim, task=args.task, split=args.split,
             seed=args.seed, rviz=args.rviz, foxglove=args.foxglove, foxglove_port=args.foxglove_port,
-            use_sim_time=args.use_sim_time, namespace=args.namespace,
+            use_sim_time=args.use_sim_time, real_time_factor=args.real_time_factor, namespace=args.namespace,
         )
         specs = describe(bringup)
     except ConfigError as exc:
@@ -136,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--foxglove", action="store_true", help=help_of["foxglove"])
     p.add_argument("--foxglove-port", type=int, default=8765, help=help_of["foxglove_port"])
     p.add_argument("--use-sim-time", action="store_true", help=help_of["use_sim_time"])
+    p.add_argument("--real-time-factor", type=float, default=1.0, help=help_of["real_time_factor"])
     p.add_argument("--namespace", default="", help=help_of["namespace"])
     p.add_argument("--log-dir", type=Path, default=None, help="write each node's output to DIR/<node>.log "
                    "(default: this terminal)")

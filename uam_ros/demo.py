@@ -24,6 +24,37 @@ from uam_ros.ros.bringup import SPLITS
 
 
 @dataclass
+class EpisodeTimer:
+    """What the demo sees of one episode, on the monotonic clock: the policy's first command (the
+    task's time starts there: the node may export or build an engine first) and the first success.
+
+    Success is latched: the episode counts as solved the first time uam_sim reports the task's
+    predicate, as the in-process evaluation stops at it (uam_ros.train.sim_policy), even if the arm
+    drifts out of the goal region afterwards; and only within the task's time budget.
+    """
+
+    commands: int = 0
+    first_command_s: float | None = None
+    success_s: float | None = None
+
+    def on_command(self, now_s: float) -> None:
+        self.commands += 1
+        if self.first_command_s is None:
+            self.first_command_s = now_s
+
+    def on_success(self, value: bool, now_s: float) -> None:
+        if value and self.success_s is None:
+            self.success_s = now_s
+
+    def time_to_success_s(self, budget_s: float) -> float | None:
+        """Seconds from the first command to success; None if not solved within budget_s of it."""
+        if self.first_command_s is None or self.success_s is None:
+            return None
+        elapsed = self.success_s - self.first_command_s
+        return elapsed if elapsed <= budget_s else None
+
+
+@dataclass
 class EpisodeResult:
     robot: str
     task: str
@@ -188,7 +219,14 @@ class OverlayRecorder:
 
 
 def run_demo(robot: str, tasks: list[str], episodes: int, split: str, seed: int, model: str,
-             out_dir: Path, overlay: bool = True, backend: str = "auto", replan_steps: int = 0) -> list[EpisodeResult]:
+             out_dir: Path, overlay: bool = True, backend: str = "auto", replan_steps: int = 0,
+             real_time_factor: float = 1.0) -> list[EpisodeResult]:
+    """real_time_factor < 1: uam_sim owns the ROS time (/clock) and runs the world that much slower
+    than real time; uam_policy runs on it (use_sim_time), so its inference and the camera's rendering
+    take that much less of the world's time."""
+    if not 0.0 < real_time_factor <= 1.0:
+        raise ValueError(f"real_time_factor must be in (0, 1], got {real_time_factor}")
+    sim_clock = real_time_factor != 1.0
     import rclpy
     from rcl_interfaces.msg import Parameter as ParameterMsg
     from rcl_interfaces.msg import ParameterType, ParameterValue
@@ -211,7 +249,7 @@ def run_demo(robot: str, tasks: list[str], episodes: int, split: str, seed: int,
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     frames: list[np.ndarray] = []
-    state = {"success": False, "commands": 0, "first_command": None}
+    episode = EpisodeTimer()
 
     recorder = OverlayRecorder(config) if overlay else None
 
@@ -230,12 +268,10 @@ def run_demo(robot: str, tasks: list[str], episodes: int, split: str, seed: int,
             recorder.on_future(np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.width, 3).copy())
 
     def on_success(msg: Bool) -> None:
-        state["success"] = bool(msg.data)
+        episode.on_success(bool(msg.data), time.monotonic())
 
     def on_command(msg: JointTrajectory) -> None:
-        state["commands"] += 1
-        if state["first_command"] is None:
-            state["first_command"] = time.monotonic()
+        episode.on_command(time.monotonic())
 
     node.create_subscription(Image, config.camera.image_topic, on_image, SENSOR_QOS)
     node.create_subscription(Bool, "/uam_sim/success", on_success, INSTRUCTION_QOS)
@@ -265,8 +301,10 @@ def run_demo(robot: str, tasks: list[str], episodes: int, split: str, seed: int,
             return ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=v)
         return ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=str(v))
 
-    sim = _Process("uam_ros.ros.sim_node", {"robot": robot, "task": tasks[0], "split": split, "seed": seed},
-                   out_dir / "uam_sim.log")
+    sim_params: dict[str, object] = {"robot": robot, "task": tasks[0], "split": split, "seed": seed}
+    if sim_clock:
+        sim_params.update(publish_clock=True, real_time_factor=real_time_factor)
+    sim = _Process("uam_ros.ros.sim_node", sim_params, out_dir / "uam_sim.log")
     results: list[EpisodeResult] = []
     sheet_rows = []
     try:
@@ -284,23 +322,27 @@ def run_demo(robot: str, tasks: list[str], episodes: int, split: str, seed: int,
                 frames.clear()
                 if recorder is not None:
                     recorder.clear()
-                state.update(success=False, commands=0, first_command=None)
+                episode = EpisodeTimer()
                 policy_model = model or f"expert://{task}?split={split}&seed={episode_seed}"
                 name = f"{Path(robot).stem}_{task}_{split}_{episode_seed}"  # robot: a name or a YAML path
                 started = time.monotonic()
                 policy = _Process("uam_ros.ros.policy_node", {
                     "robot": robot, "model": policy_model, "backend": backend, "autostart": True, "enable": True,
-                    "instruction": instruction, "inference_threads": 1, "replan_steps": replan_steps},
+                    "instruction": instruction, "inference_threads": 1, "replan_steps": replan_steps,
+                    "use_sim_time": sim_clock},
                     out_dir / f"uam_policy_{name}.log")
                 # The task's time limit starts with the first command: configure may export an ONNX
                 # graph or build a TensorRT engine first (once; both are cached).
-                spin_until(lambda: state["first_command"] is not None or policy.process.poll() is not None, 180.0)
-                limit = get_task(task).max_steps / config.chunk.action_rate_hz * 1.5 + 5.0
-                spin_until(lambda: state["success"] or policy.process.poll() is not None, limit)
-                spin_until(lambda: False, 0.5)  # a last look at the result
+                spin_until(lambda: episode.first_command_s is not None or policy.process.poll() is not None, 180.0)
+                # The in-process evaluation's budget: the task's max_steps of world time.
+                budget = get_task(task).max_steps / config.chunk.action_rate_hz / real_time_factor
+                spin_until(lambda: episode.success_s is not None or policy.process.poll() is not None, budget)
+                spin_until(lambda: False, 0.5)  # a last look: a success message still in flight
                 policy.stop()
-                success = state["success"]
-                t_success = (time.monotonic() - state["first_command"]) if (success and state["first_command"]) else None
+                # + one camera period: uam_sim reports success with its camera frames.
+                elapsed = episode.time_to_success_s(budget + 1.0 / 15.0 / real_time_factor)
+                success = elapsed is not None
+                t_success = elapsed * real_time_factor if success else None  # world seconds
                 video = out_dir / f"{name}.mp4"
                 _write_video(frames, video, fps=15.0)
                 overlay_video = ""
@@ -309,7 +351,7 @@ def run_demo(robot: str, tasks: list[str], episodes: int, split: str, seed: int,
                     recorder.still(out_dir / f"{name}_overlay.png")
                 sheet_rows.append((f"{'SUCCESS' if success else 'FAIL'}  {name}: {instruction}", list(frames)))
                 result = EpisodeResult(robot, task, split, episode_seed, instruction, success, t_success,
-                                       time.monotonic() - started, state["commands"], video.name, overlay_video)
+                                       time.monotonic() - started, episode.commands, video.name, overlay_video)
                 results.append(result)
                 timing = f"{t_success:.1f} s" if t_success is not None else "-"
                 print(f"[demo] {name:<34} {'SUCCESS' if success else 'FAIL   '} {timing:>7}  '{instruction}'",
@@ -321,7 +363,8 @@ def run_demo(robot: str, tasks: list[str], episodes: int, split: str, seed: int,
         rclpy.try_shutdown()
     _contact_sheet(sheet_rows, out_dir / "contact_sheet.png")
     rate = sum(r.success for r in results) / max(1, len(results))
-    metrics = {"robot": robot, "split": split, "backend": backend, "replan_steps": replan_steps, "model": model or "scripted expert (expert://)",
+    metrics = {"robot": robot, "split": split, "backend": backend, "replan_steps": replan_steps,
+               "real_time_factor": real_time_factor, "model": model or "scripted expert (expert://)",
                "success_rate": rate, "episodes": [asdict(r) for r in results]}
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print(f"[demo] success {sum(r.success for r in results)}/{len(results)} ({rate:.0%}); outputs in {out_dir}")
@@ -359,6 +402,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--replan-steps", type=int, default=0,
                         help="the policy node's replan_steps: action steps of each chunk executed before the next "
                         "inference (0: on every new camera image)")
+    parser.add_argument("--real-time-factor", type=float, default=1.0,
+                        help="run the simulated world this much slower than real time (0 < f <= 1; uam_sim then "
+                        "publishes /clock and uam_policy uses it): for a CPU too slow to render and infer at the "
+                        "world's pace")
     parser.add_argument("--out", type=Path, default=None, help="output directory (default: runs/demo-<time>)")
     parser.add_argument("--no-overlay", action="store_true",
                         help="skip the overlay videos (camera + projected predicted path, imagined future, chunk plot)")
@@ -384,7 +431,7 @@ def run(args) -> int:
     tasks = args.tasks or _trained_tasks(model) or list(EXPERT_DEMO_TASKS)
     results = run_demo(args.robot, tasks, args.episodes, args.split, args.seed, model, out,
                        overlay=not getattr(args, "no_overlay", False), backend=args.backend,
-                       replan_steps=args.replan_steps)
+                       replan_steps=args.replan_steps, real_time_factor=args.real_time_factor)
     return demo_exit_code(results, getattr(args, "require_success", False))
 
 

@@ -57,7 +57,11 @@ def test_sim_rviz_foxglove(robot):
     # No checkpoint shipped: the sim's scripted expert for the same episode drives the policy node.
     assert policy.parameters["model"] in ("", "expert://pick?split=train&seed=3")
     assert ("~/instruction", "uam_sim/instruction") in policy.remappings
-    assert all(n.namespace == "cell1" and n.parameters.get("use_sim_time") is True for n in nodes.values())
+    assert all(n.namespace == "cell1" for n in nodes.values())
+    # Simulated time with the sim: the sim is the clock (publishes /clock), every other node uses it.
+    assert sim.parameters["use_sim_time"] is False and sim.parameters["publish_clock"] is True
+    assert sim.parameters["real_time_factor"] == 1.0
+    assert all(n.parameters.get("use_sim_time") is True for name, n in nodes.items() if name != "uam_sim")
     rviz = nodes["rviz"]
     config_file = rviz.arguments[rviz.arguments.index("-d") + 1]
     assert config_file == str(share_dir() / "config" / "uam.rviz")
@@ -116,6 +120,21 @@ def test_argument_errors_name_the_argument():
         BringupArgs.from_strings({"robotz": "ur5e"})
     with pytest.raises(ConfigError, match="robot"):
         describe(BringupArgs(robot="no_such_robot"))
+    with pytest.raises(ConfigError, match="real_time_factor.*number"):
+        BringupArgs.from_strings({"sim": "true", "real_time_factor": "fast"})
+    with pytest.raises(ConfigError, match="real_time_factor.*0, 1"):
+        BringupArgs.from_strings({"sim": "true", "real_time_factor": "2"})
+    with pytest.raises(ConfigError, match="real_time_factor.*sim:=true"):
+        BringupArgs.from_strings({"real_time_factor": "0.5"})  # a real robot cannot be slowed down
+
+
+def test_a_slow_world_owns_the_clock():
+    nodes = by_name(describe(BringupArgs.from_strings({"sim": "true", "real_time_factor": "0.25"})))
+    sim, policy = nodes["uam_sim"], nodes["uam_policy"]
+    assert (sim.parameters["publish_clock"], sim.parameters["real_time_factor"]) == (True, 0.25)
+    assert sim.parameters["use_sim_time"] is False and policy.parameters["use_sim_time"] is True
+    plain = by_name(describe(BringupArgs(sim=True)))["uam_sim"]
+    assert "publish_clock" not in plain.parameters and plain.parameters["use_sim_time"] is False
 
 
 @pytest.mark.parametrize("value", ["expert://reach?split=train&seed=0", "", "true", "1.5", "plain", " padded",
@@ -171,7 +190,7 @@ def test_every_parameter_is_one_the_node_declares():
 
     declared = {"uam_policy": PolicyNodeParams, "uam_sim": SimNodeParams, "uam_foxglove": FoxgloveBridgeParams}
     extra = {"uam_foxglove": {"topics"}}  # declared by hand: a string array
-    nodes = describe(BringupArgs(sim=True, foxglove=True))
+    nodes = describe(BringupArgs(sim=True, foxglove=True, real_time_factor=0.5))
     for node in nodes:
         names = {f.name for f in dataclasses.fields(declared[node.name])} | extra.get(node.name, set())
         assert set(node.parameters) - {"use_sim_time"} <= names, node.name

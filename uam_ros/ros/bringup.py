@@ -54,7 +54,9 @@ ARGUMENTS: tuple[Argument, ...] = (
     Argument("foxglove", "false", "Serve the topics to Foxglove over a websocket on 127.0.0.1 (foxglove-sdk)",
              ("true", "false")),
     Argument("foxglove_port", "8765", "Port of the Foxglove websocket server"),
-    Argument("use_sim_time", "false", "Use /clock", ("true", "false")),
+    Argument("use_sim_time", "false", "Use /clock (with sim:=true, uam_sim publishes it)", ("true", "false")),
+    Argument("real_time_factor", "1.0", "With sim:=true: world seconds per wall second, in (0, 1]; below 1 the "
+             "sim publishes /clock and every node uses it (for a CPU that cannot keep up with the world)"),
     Argument("namespace", "", "Namespace of every node started"),
 )
 ARGUMENT_NAMES = tuple(a.name for a in ARGUMENTS)
@@ -87,6 +89,7 @@ class BringupArgs:
     foxglove: bool = False
     foxglove_port: int = 8765
     use_sim_time: bool = False
+    real_time_factor: float = 1.0
     namespace: str = ""
 
     def __post_init__(self) -> None:
@@ -98,6 +101,11 @@ class BringupArgs:
             raise ConfigError("bringup arguments", "seed", f"must be >= 0, got {self.seed}")
         if not 0 <= self.foxglove_port <= 65535:
             raise ConfigError("bringup arguments", "foxglove_port", f"must be a TCP port, got {self.foxglove_port}")
+        if not 0.0 < self.real_time_factor <= 1.0:
+            raise ConfigError("bringup arguments", "real_time_factor", f"must be in (0, 1], got {self.real_time_factor}")
+        if self.real_time_factor != 1.0 and not self.sim:
+            raise ConfigError("bringup arguments", "real_time_factor", "only the simulated world can run slower "
+                              "than real time (sim:=true)")
         if self.namespace and not all(part.replace("_", "a").isalnum() for part in self.namespace.strip("/").split("/")):
             raise ConfigError("bringup arguments", "namespace", f"{self.namespace!r} is not a valid ROS namespace")
 
@@ -113,6 +121,11 @@ class BringupArgs:
             kind = hints[name]
             if kind in ("bool", bool):
                 kwargs[name] = parse_bool(name, text)
+            elif kind in ("float", float):
+                try:
+                    kwargs[name] = float(str(text).strip())
+                except ValueError:
+                    raise ConfigError("bringup arguments", name, f"expected a number, got {text!r}") from None
             elif kind in ("int", int):
                 try:
                     kwargs[name] = int(str(text).strip())
@@ -263,13 +276,17 @@ def describe(args: BringupArgs) -> list[NodeSpec]:
     # A robot given as a path is passed on absolute: every node must load the same file.
     robot_param = args.robot if Path(args.robot).stem == args.robot and "/" not in args.robot \
         else str(robot_path.resolve())
-    common = {"use_sim_time": args.use_sim_time}
+    # With the sim and simulated time, the sim is the clock: it publishes /clock and runs on its own.
+    sim_clock = args.sim and (args.use_sim_time or args.real_time_factor != 1.0)
+    common = {"use_sim_time": args.use_sim_time or sim_clock}
     nodes: list[NodeSpec] = []
     if args.sim:
+        clock = {"use_sim_time": False, "publish_clock": True, "real_time_factor": args.real_time_factor} \
+            if sim_clock else common
         nodes.append(NodeSpec(
             name="uam_sim", package=PACKAGE, executable="uam_sim", module="uam_ros.ros.sim_node",
             description="simulated arm: joint_states, camera, JointTrajectory execution, task success",
-            parameters={"robot": robot_param, "task": args.task, "split": args.split, "seed": args.seed, **common},
+            parameters={"robot": robot_param, "task": args.task, "split": args.split, "seed": args.seed, **clock},
             namespace=args.namespace,
         ))
     policy_parameters: dict[str, object] = {

@@ -2,7 +2,11 @@
 
 Publishes joint_states and the camera, executes JointTrajectory messages the way
 joint_trajectory_controller does (uam_ros.sim.jtc), takes gripper position commands, and reports
-the episode (instruction, success). Physics follows the ROS clock in real time.
+the episode (instruction, success). Physics follows the ROS clock in real time -- or, with
+publish_clock, owns the ROS time: it publishes /clock and may run slower than real time
+(real_time_factor), as Gazebo does, so that a CPU too slow to render and infer at the world's pace
+still sees the world at the latency a robot computer would give (run the other nodes with
+use_sim_time:=true).
 """
 
 from __future__ import annotations
@@ -11,15 +15,18 @@ import json
 import math
 import os
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
 from rclpy.node import Node
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Float64MultiArray, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from uam_ros.config_errors import ConfigError
 from uam_ros.ros.bringup import SPLITS as BRINGUP_SPLITS
 from uam_ros.ros.conversions import duration_to_s, rgb_to_image_msg, s_to_stamp, stamp_to_s
 from uam_ros.ros.params import declare
@@ -37,6 +44,10 @@ class SimNodeParams:
     joint_state_rate_hz: float = spec(100.0, description="joint_states publish rate (physics runs at 500 Hz)", gt=0.0, le=500.0)
     camera_rate_hz: float = spec(15.0, description="Camera publish rate", gt=0.0, le=120.0)
     camera: str = spec("scene", description="Camera to publish", choices=("scene", "wrist"))
+    publish_clock: bool = spec(False, description="Own the ROS time: publish /clock from the physics "
+                               "(run the other nodes with use_sim_time:=true)")
+    real_time_factor: float = spec(1.0, description="Simulated seconds per wall-clock second (needs publish_clock)",
+                                   gt=0.0, le=1.0)
 
 
 def camera_info(width: int, height: int, fovy_deg: float, frame_id: str, stamp_s: float) -> CameraInfo:
@@ -122,6 +133,7 @@ class SimNode(Node):
         from uam_ros.sim.jtc import TrajectoryExecutor
 
         self.params = declare(self, SimNodeParams)
+        self._check_clock_params()
         self.robot = load_robot_config(self.params.robot)
         self.executor_jtc = TrajectoryExecutor(self.robot.joints.names)
         self.world = None
@@ -142,6 +154,10 @@ class SimNode(Node):
         self._instruction_pub = self.create_publisher(String, "~/instruction", INSTRUCTION_QOS)
         self._episode_pub = self.create_publisher(String, "~/episode", INSTRUCTION_QOS)
         self._success_pub = self.create_publisher(Bool, "~/success", INSTRUCTION_QOS)
+        self._clock_pub = self.create_publisher(Clock, "/clock", 10) if self.params.publish_clock else None
+        # The simulated clock starts at the wall time, so that stamps read as dates in logs and never
+        # come near 0 (a trajectory stamped 0 means "start now" to joint_trajectory_controller).
+        self._clock_origin_s, self._wall_origin_s = self.get_clock().now().nanoseconds * 1e-9, time.monotonic()
         self.create_service(Trigger, "~/reset", self._on_reset)
         self._publish_episode()
         self._camera = CameraThread(self._publish_frame, self.robot.camera.width, self.robot.camera.height)
@@ -187,8 +203,21 @@ class SimNode(Node):
         return response
 
     # ---- commands -------------------------------------------------------------------------
+    def _check_clock_params(self) -> None:
+        source = "node 'uam_sim' parameters"
+        if self.params.real_time_factor != 1.0 and not self.params.publish_clock:
+            raise ConfigError(source, "real_time_factor", "a world slower than real time needs publish_clock:=true "
+                              "(and use_sim_time:=true on the other nodes)")
+        if self.params.publish_clock and self.get_parameter("use_sim_time").value:
+            raise ConfigError(source, "publish_clock", "uam_sim is then the clock's source: it cannot also use "
+                              "use_sim_time:=true")
+
     def _now_s(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
+        """The time physics should have reached: the ROS clock, or with publish_clock the wall clock
+        scaled by real_time_factor from where the simulated clock started."""
+        if self._clock_pub is None:
+            return self.get_clock().now().nanoseconds * 1e-9
+        return self._clock_origin_s + self.params.real_time_factor * (time.monotonic() - self._wall_origin_s)
 
     def _on_trajectory(self, msg: JointTrajectory) -> None:
         now = self._sim_clock_s if self._sim_clock_s is not None else self._now_s()
@@ -220,7 +249,11 @@ class SimNode(Node):
         # Keep up with the clock, but never try to catch up more than 50 ms after a stall.
         steps = min(int((now - self._sim_clock_s) / dt), int(0.05 / dt))
         if now - self._sim_clock_s > 0.05:
-            self._sim_clock_s = now - steps * dt
+            if self._clock_pub is not None:
+                # A world that owns the clock pauses through a stall instead of skipping time.
+                self._clock_origin_s -= now - self._sim_clock_s - steps * dt
+            else:
+                self._sim_clock_s = now - steps * dt
         for _ in range(steps):
             self._sim_clock_s += dt
             desired = self.executor_jtc.sample(self._sim_clock_s)
@@ -231,6 +264,8 @@ class SimNode(Node):
                 self.world.set_joint_targets(self.world._cmd_arm, self._gripper_target)
             self.world.step(1)
         stamp = self._sim_clock_s
+        if self._clock_pub is not None:
+            self._clock_pub.publish(Clock(clock=s_to_stamp(stamp)))
         names, q, v = self.world.joint_state()
         msg = JointState()
         msg.header.stamp = s_to_stamp(stamp)

@@ -205,6 +205,7 @@ def ros_closed_loop_success(
     backend: str = "auto",
     out_dir: Path | None = None,
     replan_steps: int = 0,
+    real_time_factor: float = 1.0,
 ) -> dict[str, Any]:
     """closed_loop_success through the real nodes: uam_sim + uam_policy as processes over DDS.
 
@@ -225,7 +226,8 @@ def ros_closed_loop_success(
     out = out_dir or Path("runs") / time.strftime("eval-ros-%Y%m%d-%H%M%S")
     start = time.monotonic()
     episodes_run = run_demo(robot_name, list(tasks), episodes, split, seed, str(checkpoint), out,
-                            overlay=False, backend=backend, replan_steps=replan_steps)
+                            overlay=False, backend=backend, replan_steps=replan_steps,
+                            real_time_factor=real_time_factor)
     results: dict[str, Any] = {}
     for task in tasks:
         mine = [e for e in episodes_run if e.task == task]
@@ -236,6 +238,7 @@ def ros_closed_loop_success(
     total = sum(r["episodes"] for r in results.values())
     return {
         "checkpoint": str(checkpoint), "path": "ros", "backend": backend, "replan_steps": replan_steps,
+        "real_time_factor": real_time_factor,
         "robot": robot_name, "split": split,
         "seed": seed, "success_rate": sum(r["successes"] for r in results.values()) / max(1, total),
         "tasks": results, "wall_s": time.monotonic() - start, "outputs": str(out),
@@ -276,6 +279,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "instead of in-process")
     parser.add_argument("--backend", choices=("auto", "tensorrt", "onnxruntime", "torch"), default="auto",
                         help="with --ros: the policy node's inference backend")
+    parser.add_argument("--real-time-factor", type=float, default=1.0,
+                        help="with --ros: run the simulated world this much slower than real time (uam_sim owns "
+                        "/clock; uam_policy uses it), so that inference and rendering take less of the world's time")
     parser.add_argument("--json", help="write the full results (every episode) here as JSON; '-': to stdout "
                         "instead of the table")
     parser.add_argument("--plot", type=Path, help="plot success per task (95 %% intervals), the grounding probe and "
@@ -288,7 +294,7 @@ def run(args: argparse.Namespace) -> int:
     if args.tasks and args.ros:
         report["closed_loop"] = ros_closed_loop_success(
             args.checkpoint, args.robot, args.tasks, args.split, args.episodes, seed=args.seed, backend=args.backend,
-            replan_steps=args.n_action_steps or 0)
+            replan_steps=args.n_action_steps or 0, real_time_factor=args.real_time_factor)
     elif args.tasks:
         report["closed_loop"] = closed_loop_success(
             args.checkpoint, args.robot, args.tasks, args.split, args.episodes, seed=args.seed,
