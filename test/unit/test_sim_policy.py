@@ -65,6 +65,20 @@ def test_an_unknown_noise_mode_is_refused(scene):
         SimPolicy(scene[0], noise="frozen")
 
 
+def test_noise_scale_shrinks_the_draw_and_zero_gives_one_chunk_per_observation(scene):
+    from uam_ros.train.sim_policy import SimPolicy
+
+    checkpoint, spec, world = scene
+    full, half, zero = (SimPolicy(checkpoint, noise_scale=s) for s in (1.0, 0.5, 0.0))
+    np.testing.assert_allclose(half.draw_noise(torch.Generator().manual_seed(2)).numpy(),
+                               0.5 * full.draw_noise(torch.Generator().manual_seed(2)).numpy(), rtol=1e-6)
+    generator = torch.Generator().manual_seed(4)
+    chunks = [zero.chunk(world, spec.instruction, generator) for _ in range(2)]
+    np.testing.assert_array_equal(chunks[0], chunks[1])  # no noise: the flow's deterministic mode
+    with pytest.raises(ValueError, match="noise_scale"):
+        SimPolicy(checkpoint, noise_scale=1.5)
+
+
 def test_with_latency_the_arm_stays_until_the_first_chunk_arrives_then_runs_it_from_there(scene):
     """latency_steps=2: the first two action periods pass before the first chunk reaches the arm (it
     stays where it is), then the chunk runs from its target 2 -- the points already due are skipped."""

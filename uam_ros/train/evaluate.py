@@ -125,6 +125,7 @@ def closed_loop_success(
     noise: str = "fresh",
     latency_steps: int = 0,
     robot_limits: bool = False,
+    noise_scale: float = 1.0,
 ) -> dict[str, Any]:
     """Success rate of the checkpoint's policy per task on episodes (task, split, seed + i).
 
@@ -140,7 +141,7 @@ def closed_loop_success(
     if threads:
         torch.set_num_threads(threads)
     policy = SimPolicy(checkpoint, robot, n_action_steps=n_action_steps, camera=camera, device=device, noise=noise,
-                       latency_steps=latency_steps, robot_limits=robot_limits)
+                       latency_steps=latency_steps, robot_limits=robot_limits, noise_scale=noise_scale)
 
     results: dict[str, Any] = {}
     bar = Progress(len(tasks) * episodes, f"eval {split}", unit="ep", enabled=progress)
@@ -183,6 +184,7 @@ def closed_loop_success(
         "split": split,
         "n_action_steps": policy.n_action_steps,
         "noise": policy.noise,
+        "noise_scale": policy.noise_scale,
         "latency_steps": policy.latency_steps,
         "robot_limits": policy.safety is not None,
         "limit_holds": policy.holds,
@@ -260,6 +262,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "with --ros the node's replan_steps (default: replan on every camera image)")
     parser.add_argument("--noise", choices=NOISE_MODES, default="fresh",
                         help="flow-matching noise: a fresh draw per chunk, or one held for the whole episode")
+    parser.add_argument("--noise-scale", type=float, default=1.0,
+                        help="sampling temperature: the flow-matching noise times this, in [0, 1]")
     parser.add_argument("--latency-steps", type=int, default=0,
                         help="action periods from an observation to its chunk reaching the arm, which meanwhile "
                         "runs on the previous chunk (the node's camera age + inference + transport; 0: none)")
@@ -299,7 +303,7 @@ def run(args: argparse.Namespace) -> int:
         report["closed_loop"] = closed_loop_success(
             args.checkpoint, args.robot, args.tasks, args.split, args.episodes, seed=args.seed,
             n_action_steps=args.n_action_steps, device=args.device, progress=not args.quiet, noise=args.noise,
-            latency_steps=args.latency_steps, robot_limits=args.robot_limits)
+            latency_steps=args.latency_steps, robot_limits=args.robot_limits, noise_scale=args.noise_scale)
     if args.grounding:
         from uam_ros.train.grounding import grounding_probe
 

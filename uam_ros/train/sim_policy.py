@@ -41,6 +41,7 @@ class SimPolicy:
         noise: str = "fresh",
         latency_steps: int = 0,
         robot_limits: bool = False,
+        noise_scale: float = 1.0,
     ) -> None:
         from uam_ros.control.robot_config import load_robot_config
 
@@ -48,6 +49,8 @@ class SimPolicy:
             raise ValueError(f"latency_steps must be >= 0, got {latency_steps}")
         if noise not in NOISE_MODES:
             raise ValueError(f"noise must be one of {NOISE_MODES}, got {noise!r}")
+        if not 0.0 <= noise_scale <= 1.0:
+            raise ValueError(f"noise_scale must be in [0, 1], got {noise_scale}")
 
         self.checkpoint = str(checkpoint)
         self.loaded = load_checkpoint(checkpoint, map_location=device)
@@ -64,6 +67,11 @@ class SimPolicy:
         self.dt = 1.0 / self.robot.chunk.action_rate_hz
         self.device = device
         self.noise = noise
+        # Sampling temperature of the flow-matching noise: below 1 the chunks lie nearer the mode of
+        # the learned distribution. Hypothesis: less chunk-to-chunk switching and velocity clamping.
+        # Measured on C12 (100 train layouts, every step, robot limits): 0.5 gave 27 % against 41 %
+        # at 1, with more wrong-object failures (42). A diagnostic, like noise "held".
+        self.noise_scale = noise_scale
         # Action periods between an observation and its chunk reaching the arm (camera age + inference
         # + transport, as in the node): meanwhile the arm runs on the previous chunk, and the new one
         # starts at its target `latency_steps` (the node's scheduler drops the points already due).
@@ -86,7 +94,8 @@ class SimPolicy:
 
     def draw_noise(self, generator: torch.Generator) -> torch.Tensor:
         config = self.loaded.config
-        return torch.randn(1, config.chunk_size, config.action_dim, generator=generator).to(self.device)
+        noise = torch.randn(1, config.chunk_size, config.action_dim, generator=generator)
+        return (noise * self.noise_scale if self.noise_scale != 1.0 else noise).to(self.device)
 
     def chunk(self, world: Any, instruction: str, generator: torch.Generator,
               noise: torch.Tensor | None = None) -> np.ndarray:
