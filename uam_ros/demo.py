@@ -219,7 +219,7 @@ class OverlayRecorder:
 
 
 def run_demo(robot: str, tasks: list[str], episodes: int, split: str, seed: int, model: str,
-             out_dir: Path, overlay: bool = True, backend: str = "auto", replan_steps: int = 0,
+             out_dir: Path, overlay: bool = True, backend: str = "auto", replan_steps: int = -1,
              real_time_factor: float = 1.0) -> list[EpisodeResult]:
     """real_time_factor < 1: uam_sim owns the ROS time (/clock) and runs the world that much slower
     than real time; uam_policy runs on it (use_sim_time), so its inference and the camera's rendering
@@ -227,6 +227,10 @@ def run_demo(robot: str, tasks: list[str], episodes: int, split: str, seed: int,
     if not 0.0 < real_time_factor <= 1.0:
         raise ValueError(f"real_time_factor must be in (0, 1], got {real_time_factor}")
     sim_clock = real_time_factor != 1.0
+    if replan_steps < 0:  # the model's own execution horizon (recorded in metrics.json as resolved)
+        from uam_ros.model.checkpoint import recommended_replan_steps
+
+        replan_steps = recommended_replan_steps(model) if model else 0
     import rclpy
     from rcl_interfaces.msg import Parameter as ParameterMsg
     from rcl_interfaces.msg import ParameterType, ParameterValue
@@ -399,9 +403,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--model", default="", help="checkpoint directory, or 'expert' for the scripted expert "
                         "through the same ROS path; default: models/default/<robot> if present, else the expert")
     parser.add_argument("--backend", default="auto", choices=("auto", "tensorrt", "onnxruntime", "torch"))
-    parser.add_argument("--replan-steps", type=int, default=0,
+    parser.add_argument("--replan-steps", type=int, default=-1,
                         help="the policy node's replan_steps: action steps of each chunk executed before the next "
-                        "inference (0: on every new camera image)")
+                        "inference (0: on every new camera image; default -1: the model's, from its checkpoint)")
     parser.add_argument("--real-time-factor", type=float, default=1.0,
                         help="run the simulated world this much slower than real time (0 < f <= 1; uam_sim then "
                         "publishes /clock and uam_policy uses it): for a CPU too slow to render and infer at the "

@@ -14,6 +14,7 @@ from uam_ros.model.checkpoint import (
     ensure_layout,
     init_checkpoint,
     load_checkpoint,
+    recommended_replan_steps,
     save_checkpoint,
     sha256_file,
 )
@@ -107,3 +108,25 @@ def test_layout_mismatch_says_what_differs(tmp_path):
         ensure_layout(loaded, ["j1", "j2", "j3"])
     with pytest.raises(ValueError, match="different order .* index 0: checkpoint 'j1', robot 'j2'"):
         ensure_layout(loaded, ["j2", "j1", "j3", "gripper"])
+
+
+def test_recommended_replan_steps_comes_from_the_checkpoint_meta(tmp_path):
+    from uam_ros.resources import models_dir
+
+    directory = make_checkpoint(tmp_path / "ckpt")
+    assert recommended_replan_steps(directory) == 0  # records none: replan on every image
+    assert recommended_replan_steps("expert://reach?seed=0") == 0  # not a checkpoint directory
+    config_path = directory / "config.json"
+    document = json.loads(config_path.read_text())
+    for value, expected in ((3, 3), (0, 0)):
+        document["meta"]["replan_steps"] = value
+        config_path.write_text(json.dumps(document))
+        assert recommended_replan_steps(directory) == expected
+    load_checkpoint(directory)  # a deployment hint, not part of the weights' hash
+    for bad in (-1, 2.5, "2", True):
+        document["meta"]["replan_steps"] = bad
+        config_path.write_text(json.dumps(document))
+        with pytest.raises(CheckpointError, match="replan_steps"):
+            recommended_replan_steps(directory)
+    # The shipped default was chosen at 2 steps per chunk (training notes, experiment 10).
+    assert recommended_replan_steps(models_dir() / "default" / "franka_panda") == 2

@@ -53,9 +53,10 @@ class PolicyNodeParams:
     control_rate_hz: float = spec(0.0, description="Control timer rate; 0 = the robot config's", ge=0.0, le=1000.0)
     inference_threads: int = spec(0, description="Intra-op threads for inference; 0 = cores - 1", ge=0, le=256)
     inference_timeout_s: float = spec(0.0, description="Hold when one inference runs longer; 0 = n_action_steps/action_rate", ge=0.0)
-    replan_steps: int = spec(0, description="Action steps of a chunk the arm executes before the next camera image "
-                             "goes to inference; 0 = every new image (the in-process `uam eval --n-action-steps` "
-                             "row it matches)", ge=0, le=1000)
+    replan_steps: int = spec(-1, description="Action steps of a chunk the arm executes before the next camera image "
+                             "goes to inference; 0 = every new image; -1 = the model's (its checkpoint's "
+                             "meta.replan_steps, else 0). The in-process `uam eval --n-action-steps` row it matches",
+                             ge=-1, le=1000)
     inference_process: bool = spec(False, description="Run the policy in a child process instead of a thread of "
                                    "the node: the control timer no longer shares the GIL with inference, and a "
                                    "backend that crashes the process is an inference error + hold, not the node's "
@@ -149,6 +150,7 @@ class PolicyNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _configure(self) -> None:
+        from uam_ros.model.checkpoint import recommended_replan_steps
         from uam_ros.resources import models_dir
         from uam_ros.runtime.factory import create_policy
         from uam_ros.runtime.worker import InferenceWorker
@@ -159,6 +161,8 @@ class PolicyNode(LifecycleNode):
 
             robot = replace(robot, control=replace(robot.control, rate_hz=self.params.control_rate_hz))
         model = self.params.model or str(models_dir() / "default" / robot.name)
+        self.replan_steps = self.params.replan_steps if self.params.replan_steps >= 0 else \
+            recommended_replan_steps(model)
         joint_names = robot.action_joint_names
         policy_args = dict(threads=self.params.inference_threads, seed=self.params.seed,
                            default_dt_s=1.0 / robot.chunk.action_rate_hz, robot=self.params.robot,
@@ -183,15 +187,16 @@ class PolicyNode(LifecycleNode):
         self.worker = worker
         if fallback:
             self.get_logger().warning(reason)
+        replan = f"replan after {self.replan_steps} action steps" if self.replan_steps else "replan on every image"
         self.get_logger().info(
             f"robot '{robot.name}', model '{model}', backend {name} ({reason}), inference {where}, "
-            f"warm-up {self.warmup_s:.2f} s, {'ENABLED' if self.enabled else 'dry-run'}"
+            f"warm-up {self.warmup_s:.2f} s, {replan}, {'ENABLED' if self.enabled else 'dry-run'}"
         )
         self.robot, self.backend_name, self.backend_reason = robot, name, reason
         if self.params.record:
             self._recording = self._open_recording(robot, model)
         self._poll = _PollRecorder(self.worker, self._recording)
-        self.loop = PolicyLoop(robot, self._poll, self.params.inference_timeout_s or None, self.params.replan_steps)
+        self.loop = PolicyLoop(robot, self._poll, self.params.inference_timeout_s or None, self.replan_steps)
         self.loop.set_instruction(self.params.instruction)
         self.kinematics = self._load_kinematics(robot) if self.params.predicted_path else None
         self._last_path = None

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from uam_ros.model.checkpoint import load_checkpoint
+from uam_ros.model.checkpoint import load_checkpoint, recommended_replan_steps
 from uam_ros.model.processor import UAMProcessor
 from uam_ros.train.datasets import VLData, to_float_image
 from uam_ros.train.progress import Progress
@@ -206,7 +206,7 @@ def ros_closed_loop_success(
     seed: int = EVAL_SEED,
     backend: str = "auto",
     out_dir: Path | None = None,
-    replan_steps: int = 0,
+    replan_steps: int = -1,
     real_time_factor: float = 1.0,
 ) -> dict[str, Any]:
     """closed_loop_success through the real nodes: uam_sim + uam_policy as processes over DDS.
@@ -239,7 +239,8 @@ def ros_closed_loop_success(
                                               "time_to_success_s": e.time_to_success_s} for e in mine]}
     total = sum(r["episodes"] for r in results.values())
     return {
-        "checkpoint": str(checkpoint), "path": "ros", "backend": backend, "replan_steps": replan_steps,
+        "checkpoint": str(checkpoint), "path": "ros", "backend": backend,
+        "replan_steps": replan_steps if replan_steps >= 0 else recommended_replan_steps(checkpoint),
         "real_time_factor": real_time_factor,
         "robot": robot_name, "split": split,
         "seed": seed, "success_rate": sum(r["successes"] for r in results.values()) / max(1, total),
@@ -259,7 +260,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episodes", type=int, default=10, help="episodes per task")
     parser.add_argument("--seed", type=int, default=EVAL_SEED, help="seed of the first evaluation episode")
     parser.add_argument("--n-action-steps", type=int, help="targets executed per chunk (default: robot config); "
-                        "with --ros the node's replan_steps (default: replan on every camera image)")
+                        "with --ros the node's replan_steps (default: the model's, from its checkpoint; 0: every camera image)")
     parser.add_argument("--noise", choices=NOISE_MODES, default="fresh",
                         help="flow-matching noise: a fresh draw per chunk, or one held for the whole episode")
     parser.add_argument("--noise-scale", type=float, default=1.0,
@@ -298,7 +299,7 @@ def run(args: argparse.Namespace) -> int:
     if args.tasks and args.ros:
         report["closed_loop"] = ros_closed_loop_success(
             args.checkpoint, args.robot, args.tasks, args.split, args.episodes, seed=args.seed, backend=args.backend,
-            replan_steps=args.n_action_steps or 0, real_time_factor=args.real_time_factor)
+            replan_steps=-1 if args.n_action_steps is None else args.n_action_steps, real_time_factor=args.real_time_factor)
     elif args.tasks:
         report["closed_loop"] = closed_loop_success(
             args.checkpoint, args.robot, args.tasks, args.split, args.episodes, seed=args.seed,
