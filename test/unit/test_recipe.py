@@ -46,6 +46,27 @@ def test_quick_recipe_trains_evaluates_and_installs_a_loadable_model(quick_run):
     assert set(replanned["per_task"]) == set(preset["tasks"])
     assert "replanning every 2 step(s)" in card
     assert json.loads((root / "work" / "eval" / "closed_loop_train_n2.json").read_text())["n_action_steps"] == 2
+    # The installed model records the horizon that did best, for the node's replan_steps default.
+    from uam_ros.model.checkpoint import recommended_replan_steps
+    from uam_ros.train.recipe import best_replan_steps
+
+    assert recommended_replan_steps(root / "installed") == best_replan_steps(report)
+    assert best_replan_steps(report) in {2, report["success"][preset["eval_splits"][0]]["n_action_steps"]}
+    assert f"`meta.replan_steps: {best_replan_steps(report)}`" in card
+
+
+def test_best_replan_steps_picks_the_most_successful_horizon_shorter_on_ties():
+    from uam_ros.train.recipe import best_replan_steps
+
+    def report(default_mean, replanning):
+        return {"success": {"train": {"mean": default_mean, "n_action_steps": 8},
+                            "heldout": {"mean": 0.9, "n_action_steps": 8}},  # only the first split counts
+                "replanning": {str(n): {"mean": m} for n, m in replanning.items()}}
+
+    assert best_replan_steps(report(0.52, {1: 0.54, 2: 0.78})) == 2
+    assert best_replan_steps(report(0.60, {1: 0.30, 2: 0.40})) == 8
+    assert best_replan_steps(report(0.50, {1: 0.50, 2: 0.50})) == 1
+    assert best_replan_steps({"success": {}, "replanning": {}}) is None
 
 
 def test_quick_recipe_recovery_phase_collects_from_the_previous_policy_and_aggregates(quick_run):
