@@ -22,6 +22,8 @@ import numpy as np
 
 from uam_ros.ros.bringup import SPLITS
 
+SIM_CAMERA_RATE_HZ = 15.0  # the demo's uam_sim camera rate (world time): videos and the success report lag
+
 
 @dataclass
 class EpisodeTimer:
@@ -227,10 +229,9 @@ def run_demo(robot: str, tasks: list[str], episodes: int, split: str, seed: int,
     if not 0.0 < real_time_factor <= 1.0:
         raise ValueError(f"real_time_factor must be in (0, 1], got {real_time_factor}")
     sim_clock = real_time_factor != 1.0
-    if replan_steps < 0:  # the model's own execution horizon (recorded in metrics.json as resolved)
-        from uam_ros.model.checkpoint import recommended_replan_steps
+    from uam_ros.model.checkpoint import resolve_replan_steps
 
-        replan_steps = recommended_replan_steps(model) if model else 0
+    replan_steps = resolve_replan_steps(replan_steps, model)  # resolved, as metrics.json records it
     import rclpy
     from rcl_interfaces.msg import Parameter as ParameterMsg
     from rcl_interfaces.msg import ParameterType, ParameterValue
@@ -305,7 +306,8 @@ def run_demo(robot: str, tasks: list[str], episodes: int, split: str, seed: int,
             return ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=v)
         return ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=str(v))
 
-    sim_params: dict[str, object] = {"robot": robot, "task": tasks[0], "split": split, "seed": seed}
+    sim_params: dict[str, object] = {"robot": robot, "task": tasks[0], "split": split, "seed": seed,
+                                     "camera_rate_hz": SIM_CAMERA_RATE_HZ}
     if sim_clock:
         sim_params.update(publish_clock=True, real_time_factor=real_time_factor)
     sim = _Process("uam_ros.ros.sim_node", sim_params, out_dir / "uam_sim.log")
@@ -344,13 +346,13 @@ def run_demo(robot: str, tasks: list[str], episodes: int, split: str, seed: int,
                 spin_until(lambda: False, 0.5)  # a last look: a success message still in flight
                 policy.stop()
                 # + one camera period: uam_sim reports success with its camera frames.
-                elapsed = episode.time_to_success_s(budget + 1.0 / 15.0 / real_time_factor)
+                elapsed = episode.time_to_success_s(budget + 1.0 / SIM_CAMERA_RATE_HZ / real_time_factor)
                 success = elapsed is not None
                 t_success = elapsed * real_time_factor if success else None  # world seconds
                 video = out_dir / f"{name}.mp4"
-                _write_video(frames, video, fps=15.0)
+                _write_video(frames, video, fps=SIM_CAMERA_RATE_HZ)
                 overlay_video = ""
-                if recorder is not None and recorder.write(out_dir / f"{name}_overlay.mp4", fps=15.0):
+                if recorder is not None and recorder.write(out_dir / f"{name}_overlay.mp4", fps=SIM_CAMERA_RATE_HZ):
                     overlay_video = f"{name}_overlay.mp4"
                     recorder.still(out_dir / f"{name}_overlay.png")
                 sheet_rows.append((f"{'SUCCESS' if success else 'FAIL'}  {name}: {instruction}", list(frames)))

@@ -15,6 +15,7 @@ from uam_ros.model.checkpoint import (
     init_checkpoint,
     load_checkpoint,
     recommended_replan_steps,
+    resolve_replan_steps,
     save_checkpoint,
     sha256_file,
 )
@@ -116,6 +117,7 @@ def test_recommended_replan_steps_comes_from_the_checkpoint_meta(tmp_path):
     directory = make_checkpoint(tmp_path / "ckpt")
     assert recommended_replan_steps(directory) == 0  # records none: replan on every image
     assert recommended_replan_steps("expert://reach?seed=0") == 0  # not a checkpoint directory
+    assert recommended_replan_steps("") == 0  # the demo's per-episode expert (never the cwd's config.json)
     config_path = directory / "config.json"
     document = json.loads(config_path.read_text())
     for value, expected in ((3, 3), (0, 0)):
@@ -129,4 +131,7 @@ def test_recommended_replan_steps_comes_from_the_checkpoint_meta(tmp_path):
         with pytest.raises(CheckpointError, match="replan_steps"):
             recommended_replan_steps(directory)
     # The shipped default was chosen at 2 steps per chunk (training notes, experiment 10).
-    assert recommended_replan_steps(models_dir() / "default" / "franka_panda") == 2
+    default = models_dir() / "default" / "franka_panda"
+    assert recommended_replan_steps(default) == 2
+    assert (resolve_replan_steps(-1, default), resolve_replan_steps(0, default), resolve_replan_steps(5, default)) \
+        == (2, 0, 5)

@@ -266,12 +266,12 @@ def recommended_replan_steps(model: str | Path) -> int:
     is not a checkpoint directory (``expert://``, ``python://``).
 
     Why a checkpoint field: how many steps of a chunk to run is part of the policy, as LeRobot keeps
-    ``n_action_steps`` in its policy configs -- the default model succeeds on 74 % of layouts through
-    the node at 2 steps and 60 % when it replans on every image (training notes, experiment 10).
+    ``n_action_steps`` in its policy configs -- the default model succeeds on 75 % of layouts through
+    the node at 2 steps and 52 % when it replans on every image (training notes, experiment 10).
     Reads config.json only; a malformed value is a CheckpointError, not a silent default.
     """
     config_path = Path(model) / CONFIG_FILE
-    if not config_path.is_file():
+    if not str(model) or not config_path.is_file():
         return 0
     try:
         meta = json.loads(config_path.read_text()).get("meta") or {}
@@ -281,3 +281,8 @@ def recommended_replan_steps(model: str | Path) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise CheckpointError(f"checkpoint {model}: meta.replan_steps must be an integer >= 0, got {value!r}")
     return value
+
+
+def resolve_replan_steps(requested: int, model: str | Path) -> int:
+    """replan_steps as asked (>= 0), or for -1 the model's own (recommended_replan_steps)."""
+    return requested if requested >= 0 else recommended_replan_steps(model)

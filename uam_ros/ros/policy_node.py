@@ -150,7 +150,7 @@ class PolicyNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _configure(self) -> None:
-        from uam_ros.model.checkpoint import recommended_replan_steps
+        from uam_ros.model.checkpoint import resolve_replan_steps
         from uam_ros.resources import models_dir
         from uam_ros.runtime.factory import create_policy
         from uam_ros.runtime.worker import InferenceWorker
@@ -161,8 +161,7 @@ class PolicyNode(LifecycleNode):
 
             robot = replace(robot, control=replace(robot.control, rate_hz=self.params.control_rate_hz))
         model = self.params.model or str(models_dir() / "default" / robot.name)
-        self.replan_steps = self.params.replan_steps if self.params.replan_steps >= 0 else \
-            recommended_replan_steps(model)
+        self.replan_steps = resolve_replan_steps(self.params.replan_steps, model)
         joint_names = robot.action_joint_names
         policy_args = dict(threads=self.params.inference_threads, seed=self.params.seed,
                            default_dt_s=1.0 / robot.chunk.action_rate_hz, robot=self.params.robot,

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from uam_ros.model.checkpoint import load_checkpoint, recommended_replan_steps
+from uam_ros.model.checkpoint import load_checkpoint, resolve_replan_steps
 from uam_ros.model.processor import UAMProcessor
 from uam_ros.train.datasets import VLData, to_float_image
 from uam_ros.train.progress import Progress
@@ -240,7 +240,7 @@ def ros_closed_loop_success(
     total = sum(r["episodes"] for r in results.values())
     return {
         "checkpoint": str(checkpoint), "path": "ros", "backend": backend,
-        "replan_steps": replan_steps if replan_steps >= 0 else recommended_replan_steps(checkpoint),
+        "replan_steps": resolve_replan_steps(replan_steps, checkpoint),
         "real_time_factor": real_time_factor,
         "robot": robot_name, "split": split,
         "seed": seed, "success_rate": sum(r["successes"] for r in results.values()) / max(1, total),
