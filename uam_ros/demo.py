@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uam_ros.ros.bringup import SPLITS
+from uam_ros.ros.bringup import SPLITS, sim_clock_parameters
 
 SIM_CAMERA_RATE_HZ = 15.0  # the demo's uam_sim camera rate (world time): videos and the success report lag
 
@@ -309,7 +309,7 @@ def run_demo(robot: str, tasks: list[str], episodes: int, split: str, seed: int,
     sim_params: dict[str, object] = {"robot": robot, "task": tasks[0], "split": split, "seed": seed,
                                      "camera_rate_hz": SIM_CAMERA_RATE_HZ}
     if sim_clock:
-        sim_params.update(publish_clock=True, real_time_factor=real_time_factor)
+        sim_params.update(sim_clock_parameters(real_time_factor))
     sim = _Process("uam_ros.ros.sim_node", sim_params, out_dir / "uam_sim.log")
     results: list[EpisodeResult] = []
     sheet_rows = []

@@ -269,6 +269,12 @@ def visual_topics(robot: RobotConfig, namespace: str = "") -> list[tuple[str, st
     return topics
 
 
+def sim_clock_parameters(real_time_factor: float) -> dict[str, object]:
+    """uam_sim's parameters when it is the clock: it publishes /clock at real_time_factor of the wall
+    clock and does not itself listen to /clock (every other node then runs with use_sim_time)."""
+    return {"use_sim_time": False, "publish_clock": True, "real_time_factor": real_time_factor}
+
+
 def describe(args: BringupArgs) -> list[NodeSpec]:
     """The nodes to start for these arguments, in start order."""
     robot_path = resolve_robot_path(args.robot)
@@ -281,8 +287,7 @@ def describe(args: BringupArgs) -> list[NodeSpec]:
     common = {"use_sim_time": args.use_sim_time or sim_clock}
     nodes: list[NodeSpec] = []
     if args.sim:
-        clock = {"use_sim_time": False, "publish_clock": True, "real_time_factor": args.real_time_factor} \
-            if sim_clock else common
+        clock = sim_clock_parameters(args.real_time_factor) if sim_clock else common
         nodes.append(NodeSpec(
             name="uam_sim", package=PACKAGE, executable="uam_sim", module="uam_ros.ros.sim_node",
             description="simulated arm: joint_states, camera, JointTrajectory execution, task success",

@@ -226,6 +226,7 @@ def ros_closed_loop_success(
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(101, 199)))
     robot_name = robot or load_checkpoint(checkpoint).meta.get("robot_name") or "franka_panda"
     out = out_dir or Path("runs") / time.strftime("eval-ros-%Y%m%d-%H%M%S")
+    replan_steps = resolve_replan_steps(replan_steps, checkpoint)  # once, for the nodes and the report
     start = time.monotonic()
     episodes_run = run_demo(robot_name, list(tasks), episodes, split, seed, str(checkpoint), out,
                             overlay=False, backend=backend, replan_steps=replan_steps,
@@ -240,7 +241,7 @@ def ros_closed_loop_success(
     total = sum(r["episodes"] for r in results.values())
     return {
         "checkpoint": str(checkpoint), "path": "ros", "backend": backend,
-        "replan_steps": resolve_replan_steps(replan_steps, checkpoint),
+        "replan_steps": replan_steps,
         "real_time_factor": real_time_factor,
         "robot": robot_name, "split": split,
         "seed": seed, "success_rate": sum(r["successes"] for r in results.values()) / max(1, total),

@@ -95,7 +95,7 @@ class SimPolicy:
     def draw_noise(self, generator: torch.Generator) -> torch.Tensor:
         config = self.loaded.config
         noise = torch.randn(1, config.chunk_size, config.action_dim, generator=generator)
-        return (noise * self.noise_scale if self.noise_scale != 1.0 else noise).to(self.device)
+        return (noise * self.noise_scale).to(self.device)  # x 1.0 is exact: the default draw is unchanged
 
     def chunk(self, world: Any, instruction: str, generator: torch.Generator,
               noise: torch.Tensor | None = None) -> np.ndarray:
