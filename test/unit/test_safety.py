@@ -97,3 +97,42 @@ def test_gripper_clamped_and_nan_ignored():
     assert clamp_gripper(0.5, 0.0, 0.04) == 0.04
     assert clamp_gripper(-1.0, 0.0, 0.04) == 0.0
     assert clamp_gripper(float("nan"), 0.0, 0.04) is None
+
+
+def sequential_limits(f: SafetyFilter, t, target, q0, v0):
+    """The limits' definition, one point after the other from the measured state (what filter() must
+    equal: it only skips this walk over the points where no limit binds)."""
+    vmax, amax = f.limits.velocity_max, f.limits.acceleration_max
+    target = f.clamp_positions(target)
+    prev_q, prev_v, prev_t = f.clamp_positions(q0), np.clip(v0, -vmax, vmax), 0.0
+    out, seg_v = np.empty_like(target), np.empty_like(target)
+    for k in range(target.shape[0]):
+        dt = t[k] - prev_t
+        v = np.clip(np.clip((target[k] - prev_q) / dt, prev_v - amax * dt, prev_v + amax * dt), -vmax, vmax)
+        q = f.clamp_positions(prev_q + v * dt)
+        out[k], seg_v[k] = q, (q - prev_q) / dt
+        prev_q, prev_v, prev_t = q, seg_v[k], t[k]
+    return out, seg_v
+
+
+@pytest.mark.parametrize("spread", [0.01, 0.05, 0.2])
+def test_limited_path_equals_the_point_by_point_definition(spread):
+    # Small spreads give chunks where no limit binds or one binds only late in the chunk (the path the
+    # filter takes without walking the points), large ones chunks limited from the first point.
+    rng = np.random.default_rng(int(spread * 100))
+    lim = limits(n=7, vmax=1.0, amax=8.0)
+    f = SafetyFilter(lim, 10.0)
+    walked = 0
+    for _ in range(300):
+        t = np.cumsum(rng.uniform(0.02, 0.1, size=16))
+        q0 = rng.uniform(-0.9, 0.9, size=7)
+        target = q0 + np.cumsum(rng.normal(0, spread, size=(16, 7)), axis=0)
+        v0 = rng.normal(0, 0.3, size=7)
+        result = f.filter(t, target, q0, v0)
+        expected, seg_v = sequential_limits(f, t, target, q0, v0)
+        np.testing.assert_allclose(result.positions, expected, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(result.velocities[:-1], 0.5 * (seg_v[:-1] + seg_v[1:]), rtol=0, atol=1e-9)
+        assert result.clamped_points == int(np.count_nonzero(np.any(np.abs(expected - f.clamp_positions(target)) > 1e-9, axis=1)
+                                                             | np.any(f.clamp_positions(target) != target, axis=1)))
+        walked += result.clamped_points > 0
+    assert walked > 0 or spread == 0.01  # the larger spreads must exercise the limits

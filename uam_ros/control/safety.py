@@ -60,25 +60,38 @@ class SafetyFilter:
             )
         target = self.clamp_positions(positions)
         clamped = np.any(target != positions, axis=1)
-        # The limits make each point depend on the one before, so this loops over the (~16) points; plain
-        # ufuncs instead of np.clip keep it ~4x cheaper (it runs in the control tick that sends a chunk).
         vmax, amax = self.limits.velocity_max, self.limits.acceleration_max
         low, high, lower, upper = self.low, self.high, np.maximum, np.minimum
-        out = np.empty_like(target)
-        prev_q = self.clamp_positions(q_now.astype(np.float64))
-        prev_v = np.zeros(joints) if v_now is None else upper(lower(np.nan_to_num(v_now), -vmax), vmax)
-        prev_t = 0.0
-        segment_v = np.empty_like(target)
-        for k in range(target.shape[0]):
-            t = times_s[k]
-            dt = t - prev_t
-            v = (target[k] - prev_q) / dt
-            reach = amax * dt
-            limited = upper(lower(upper(lower(v, prev_v - reach), prev_v + reach), -vmax), vmax)
-            q = upper(lower(prev_q + limited * dt, low), high)
-            limited = (q - prev_q) / dt
-            out[k], segment_v[k] = q, limited
-            prev_q, prev_v, prev_t = q, limited, t
+        start_q = self.clamp_positions(q_now.astype(np.float64))
+        start_v = np.zeros(joints) if v_now is None else upper(lower(np.nan_to_num(v_now), -vmax), vmax)
+        # Where no limit binds, the limited path is the target itself: find the first point where one
+        # does with whole-chunk array operations (most chunks need no clamping at all), and walk
+        # point by point only from there on -- each limited point depends on the one before it.
+        dts = np.diff(times_s, prepend=0.0)[:, None]
+        steps = np.diff(target, axis=0, prepend=start_q[None, :]) / dts
+        before = np.vstack((start_v[None, :], steps[:-1]))
+        reach = amax * dts
+        binds = ~np.all((steps >= before - reach) & (steps <= before + reach) & (steps >= -vmax) & (steps <= vmax),
+                        axis=1)
+        first = int(np.argmax(binds)) if binds.any() else target.shape[0]
+        out = target.copy()
+        segment_v = steps.copy()
+        if first < target.shape[0]:
+            # Plain ufuncs instead of np.clip keep this loop ~4x cheaper (it runs in the control tick
+            # that sends a chunk).
+            prev_q = start_q if first == 0 else target[first - 1]
+            prev_v = before[first]
+            prev_t = 0.0 if first == 0 else times_s[first - 1]
+            for k in range(first, target.shape[0]):
+                t = times_s[k]
+                dt = t - prev_t
+                v = (target[k] - prev_q) / dt
+                reach_k = amax * dt
+                limited = upper(lower(upper(lower(v, prev_v - reach_k), prev_v + reach_k), -vmax), vmax)
+                q = upper(lower(prev_q + limited * dt, low), high)
+                limited = (q - prev_q) / dt
+                out[k], segment_v[k] = q, limited
+                prev_q, prev_v, prev_t = q, limited, t
         clamped |= np.any(np.abs(out - target) > 1e-9, axis=1)
         velocities = np.zeros_like(out)
         if out.shape[0] > 1:
