@@ -64,3 +64,60 @@ def test_plan_sampling_interpolates_and_holds_ends():
 def test_rejects_unknown_blend_mode():
     with pytest.raises(ValueError, match="blend"):
         ChunkScheduler("cubic")
+
+
+def merge_point_by_point(old: Plan | None, positions, dt, stamp, now, lead, steps):
+    """The merge's definition, one point at a time (what ChunkScheduler.merge computes with whole arrays)."""
+    times = stamp + dt * np.arange(1, positions.shape[0] + 1)
+    keep = times >= now + lead
+    times, new = times[keep], positions[keep].astype(float)
+    blended = 0
+    if old is not None:
+        after = old.times_s >= now
+        old = Plan(old.times_s[after], old.positions[after])
+    if old is not None and len(old):
+        n = min(steps, len(times))
+        for k in range(n):
+            if times[k] > old.times_s[-1]:
+                break
+            w = (k + 1) / (n + 1)
+            new[k] = (1 - w) * old.sample(times[k]) + w * new[k]
+            blended += 1
+    return times, new, int(np.count_nonzero(~keep)), blended
+
+
+def test_merge_equals_its_point_by_point_definition():
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        steps, lead = int(rng.integers(1, 6)), float(rng.uniform(0.0, 0.05))
+        scheduler = ChunkScheduler("linear", steps, min_lead_s=lead)
+        old_len = int(rng.integers(1, 10))
+        old = Plan(np.cumsum(rng.uniform(0.02, 0.2, old_len)), rng.normal(0, 1, (old_len, 3)))
+        scheduler.plan = old
+        positions, dt = rng.normal(0, 1, (int(rng.integers(1, 17)), 3)), float(rng.uniform(0.02, 0.15))
+        stamp, now = float(rng.uniform(0, 0.5)), float(rng.uniform(0, 0.8))
+        result = scheduler.merge(positions, dt, stamp, now)
+        times, new, dropped, blended = merge_point_by_point(old, positions, dt, stamp, now, lead, steps)
+        assert result.dropped_late == dropped and result.blended == blended
+        if len(times) == 0:
+            assert result.plan is None
+            continue
+        np.testing.assert_allclose(result.plan.times_s, times, rtol=0, atol=1e-15)
+        np.testing.assert_allclose(result.plan.positions, new, rtol=0, atol=1e-12)
+
+
+def test_sample_many_equals_sample_inside_and_outside_the_plan():
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 5):
+        plan = Plan(np.cumsum(rng.uniform(0.05, 0.2, n)), rng.normal(0, 1, (n, 4)))
+        t = np.sort(rng.uniform(plan.times_s[0] - 0.3, plan.times_s[-1] + 0.3, 20))
+        t = np.concatenate([t, plan.times_s])
+        np.testing.assert_allclose(plan.sample_many(t), np.array([plan.sample(x) for x in t]), rtol=0, atol=1e-12)
+
+
+def test_a_point_exactly_at_the_old_plans_end_is_blended():
+    scheduler = ChunkScheduler("linear", 4, min_lead_s=0.0)
+    scheduler.merge(np.zeros((2, 1)), 0.1, 0.0, now_s=0.0)  # old plan at 0.1, 0.2
+    result = scheduler.merge(np.ones((4, 1)), 0.1, 0.1, now_s=0.1)  # new points at 0.2, 0.3, ...
+    assert result.plan.times_s[0] == 0.2 and result.blended == 1
+    assert result.plan.positions[0, 0] == 0.2  # (1 - 1/5) * old 0 + 1/5 * new 1

@@ -32,9 +32,18 @@ class Plan:
         w = (t_s - t0) / (t1 - t0)
         return (1.0 - w) * self.positions[k - 1] + w * self.positions[k]
 
+    def sample_many(self, t_s: np.ndarray) -> np.ndarray:
+        """sample() at each of t_s, in whole-array operations: (len(t_s), D)."""
+        if len(self) == 1:
+            return np.repeat(self.positions[:1], t_s.shape[0], axis=0)
+        k = np.clip(np.searchsorted(self.times_s, t_s, side="right"), 1, len(self) - 1)
+        t0, t1 = self.times_s[k - 1], self.times_s[k]
+        w = np.clip((t_s - t0) / (t1 - t0), 0.0, 1.0)[:, None]
+        return (1.0 - w) * self.positions[k - 1] + w * self.positions[k]
+
     def after(self, t_s: float) -> "Plan":
-        keep = self.times_s >= t_s
-        return Plan(self.times_s[keep], self.positions[keep])
+        first = int(np.searchsorted(self.times_s, t_s, side="left"))  # times are increasing
+        return Plan(self.times_s[first:], self.positions[first:])
 
 
 @dataclass(frozen=True)
@@ -60,20 +69,19 @@ class ChunkScheduler:
         """Fold a chunk (point i at observation_stamp + (i+1)*dt) into the plan, as seen at now_s."""
         count = positions.shape[0]
         times = observation_stamp_s + dt_s * np.arange(1, count + 1, dtype=np.float64)
-        keep = times >= now_s + self.min_lead_s
-        dropped = int(count - np.count_nonzero(keep))
-        if not np.any(keep):
+        # Whole-array steps throughout: this runs in the control tick that sends a chunk, where each
+        # numpy call on a cold cache costs several microseconds.
+        dropped = int(np.searchsorted(times, now_s + self.min_lead_s, side="left"))
+        if dropped == count:
             return MergeResult(None, dropped, 0)
-        times, new = times[keep], np.array(positions[keep], dtype=np.float64)
+        times, new = times[dropped:], np.array(positions[dropped:], dtype=np.float64)
         blended = 0
         old = self.plan.after(now_s) if self.plan is not None else None
         if self.blend == "linear" and old is not None and len(old) > 0:
             steps = min(self.blend_steps, len(times))
-            for k in range(steps):
-                if times[k] > old.times_s[-1]:
-                    break
-                w = (k + 1) / (steps + 1)
-                new[k] = (1.0 - w) * old.sample(times[k]) + w * new[k]
-                blended += 1
+            blended = int(np.searchsorted(times[:steps], old.times_s[-1], side="right"))  # inside the old plan
+            if blended:
+                w = (np.arange(1, blended + 1) / (steps + 1))[:, None]
+                new[:blended] = (1.0 - w) * old.sample_many(times[:blended]) + w * new[:blended]
         self.plan = Plan(times, new)
         return MergeResult(self.plan, dropped, blended)
