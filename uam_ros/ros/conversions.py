@@ -47,18 +47,22 @@ def float64_array(values: np.ndarray | list[float]) -> array.array:
 
 
 def trajectory_to_msg(command: TrajectoryCommand, frame_id: str = "") -> JointTrajectory:
-    msg = JointTrajectory()
+    """check_fields=False: rosidl's per-field type assertions cost ~10 % of building the message in the
+    tick that sends a chunk; every field here is built with its exact type from arrays that
+    command_problems() has already checked (finite, one time per point, within the limits)."""
+    msg = JointTrajectory(check_fields=False)
     msg.header.stamp = s_to_stamp(command.stamp_s)
     msg.header.frame_id = frame_id
     msg.joint_names = list(command.joint_names)
-    points = []
-    for t, q, v in zip(command.time_from_start_s.tolist(), command.positions, command.velocities):
-        point = JointTrajectoryPoint()
-        point.positions = float64_array(q)
-        point.velocities = float64_array(v)
-        point.time_from_start = s_to_duration(t)
-        points.append(point)
-    msg.points = points
+    nanoseconds = np.rint(command.time_from_start_s * 1e9).astype(np.int64).tolist()
+    positions = np.ascontiguousarray(command.positions, dtype=np.float64)
+    velocities = np.ascontiguousarray(command.velocities, dtype=np.float64)
+    msg.points = [
+        JointTrajectoryPoint(check_fields=False, positions=float64_array(q), velocities=float64_array(v),
+                             time_from_start=Duration(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000,
+                                                      check_fields=False))
+        for ns, q, v in zip(nanoseconds, positions, velocities)
+    ]
     return msg
 
 
