@@ -6,8 +6,8 @@ Configurations (--configs; each a fresh `uam_policy` process, untrained default-
   thread+fifo     ... and control_priority:=N (SCHED_FIFO for the control timer's thread)
   process         inference in a spawned child process (inference_process:=true)
   process+fifo    ... and control_priority:=N  (the fix proposed by jitter_sources.py)
-  process+fifo+events  ... with rclpy's EventsExecutor instead of SingleThreadedExecutor (UAM_EXECUTOR=events,
-                  uam_ros.ros.node_main)
+  process+fifo+events  ... with rclpy's EventsExecutor instead of SingleThreadedExecutor (the node's
+                  executor:=events; its timer thread at the control priority too, uam_ros.ros.node_main)
 Each configuration runs two phases: idle (joint states only: no observation is complete, nothing is
 inferred) and inference (joint states at 100 Hz + camera at 15 Hz: the worker runs back to back).
 The node measures its own timer periods (uam_ros.ros.tick_stats: a 1000-tick window) and reports
@@ -149,9 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         params = {"autostart": True, "model": str(ckpt), "backend": args.backend, "control_rate_hz": 100.0,
                   "diagnostics_period_s": 0.5, "predicted_path": args.predicted_path, "enable": True,
                   "inference_threads": args.threads, "inference_process": process,
-                  "control_priority": args.control_priority if fifo else 0}
+                  "control_priority": args.control_priority if fifo else 0, "executor": executor}
         policy = NodeProcess("uam_ros.ros.policy_node", params, workdir / f"policy_{name}_{r}.log",
-                             dict(env, UAM_EXECUTOR=executor))
+                             env)
         latest.clear()
         phases: dict[str, list[dict]] = {"idle": [], "inference": []}
 

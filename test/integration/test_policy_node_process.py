@@ -94,3 +94,36 @@ def test_sigterm_mid_chunk_holds_exits_zero_and_ends_the_child(tmp_path, client,
         assert gone(pid), "the inference process outlived the node"
     finally:
         node.stop()
+
+
+def test_events_executor_commands_valid_chunks_raises_its_timer_thread_and_exits_cleanly(
+    tmp_path, client, panda, panda_checkpoint
+):
+    """executor:=events: the same valid commands; with control_priority the executor's timer thread
+    (which wakes the control tick) runs at the control priority too; SIGTERM still ends in a hold."""
+    node = start_policy(tmp_path, panda_checkpoint, enable=True, inference_process=True, control_priority=10,
+                        executor="events")
+    try:
+        arm = Arm(panda)
+        commands = client.record(JointTrajectory, panda.controller.trajectory_topic)
+        diagnostics = client.record(DiagnosticArray, "/diagnostics")
+        values = lambda: last_diagnostic(diagnostics)[1]  # noqa: E731
+        assert client.run(90.0, arm.joints(client), arm.image(client),
+                          until=lambda: int(values().get("chunks_accepted", 0)) >= 3 and len(commands.messages) >= 3), \
+            node.log()[-3000:]
+        for msg, at in zip(commands.messages, commands.times):
+            check_jtc_valid(msg, panda, client.now_s() - (time.monotonic() - at))
+        state = values()["control_priority"]
+        if state.startswith("refused"):
+            assert node.log().count("SCHED_FIFO refused") == 1
+        else:
+            match = re.fullmatch(r"SCHED_FIFO 10, executor thread\(s\) \[(\d+)\]", state)
+            assert match, state
+            helper = int(match.group(1))
+            assert helper != node.process.pid and os.path.exists(f"/proc/{node.process.pid}/task/{helper}")
+            assert os.sched_getscheduler(helper) & ~getattr(os, "SCHED_RESET_ON_FORK", 0) == os.SCHED_FIFO
+            assert os.sched_getparam(helper).sched_priority == 10
+            assert os.sched_getscheduler(child_pid(node)) == os.SCHED_OTHER
+        sigterm_holds_and_exits_cleanly(node, client, arm, commands)
+    finally:
+        node.stop()

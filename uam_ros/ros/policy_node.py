@@ -68,6 +68,10 @@ class PolicyNodeParams:
                                  "(benchmarks/README.md, jitter.py)",
                                  ge=0, le=99)
     output_mode: str = spec("trajectory", description="Command interface", choices=("trajectory", "position"))
+    executor: str = spec("single", description="rclpy executor the node runs in (read at start): 'single' = "
+                         "SingleThreadedExecutor; 'events' = rclpy's experimental EventsExecutor, ~3x less CPU per "
+                         "message (benchmarks/node_overhead.py); its timer thread gets control_priority too",
+                         choices=("single", "events"))
     diagnostics_period_s: float = spec(1.0, description="Period of /diagnostics messages", gt=0.0, le=60.0)
     seed: int = spec(0, description="Seed of the flow-matching noise", ge=0)
     predicted_path: bool = spec(True, description="Publish ~/predicted_path (end-effector path of each chunk, "
@@ -131,6 +135,8 @@ class PolicyNode(LifecycleNode):
         self._image_received: deque = deque(maxlen=32)  # (camera stamp, node time received), for ~/chunk_timing
         self._priority_pending = False  # set control_priority at the next tick, in the timer's thread
         self._priority_tid: int | None = None  # native id of the thread running at SCHED_FIFO
+        self._executor_threads: list[int] = []  # the executor's own threads that wake the control timer
+        self._raised_threads: list[int] = []  # those of them at SCHED_FIFO now
         self._priority_state = "off"
         self._priority_warned = False
 
@@ -336,6 +342,16 @@ class PolicyNode(LifecycleNode):
             self.worker.stop()
 
     # ---- control thread priority -----------------------------------------------------------
+    @property
+    def executor_kind(self) -> str:
+        """What uam_ros.ros.node_main.run_node spins this node in."""
+        return self.params.executor
+
+    def adopt_executor_threads(self, tids: list[int]) -> None:
+        """The executor's helper threads (the EventsExecutor's timer thread): with control_priority
+        they run at the control thread's priority, since the control tick cannot start before they wake."""
+        self._executor_threads = list(tids)
+
     def _apply_priority(self) -> None:
         """control_priority:=N -> SCHED_FIFO N for the thread that runs the control timer (called from
         its first tick). SCHED_RESET_ON_FORK: threads or processes it starts do not inherit it."""
@@ -355,15 +371,31 @@ class PolicyNode(LifecycleNode):
             return
         self._priority_tid = threading.get_native_id()
         self._priority_state = f"SCHED_FIFO {priority}"
+        for tid in self._executor_threads:
+            try:
+                os.sched_setscheduler(tid, policy, os.sched_param(priority))
+                self._raised_threads.append(tid)
+            except OSError as exc:  # gone, or refused although the control thread was raised
+                self._priority_state += f" (executor thread {tid}: {exc})"
+        if self._raised_threads:
+            self._priority_state += f", executor thread(s) {self._raised_threads}"
         note = "" if self.params.inference_process else (
             " (inference runs in a thread of this process: the timer still waits for the GIL; "
             "inference_process:=true removes that)")
-        self.get_logger().info(f"control timer thread {self._priority_tid} at SCHED_FIFO priority {priority}{note}")
+        helpers = f" with executor thread(s) {self._raised_threads}" if self._raised_threads else ""
+        self.get_logger().info(f"control timer thread {self._priority_tid}{helpers} at SCHED_FIFO priority "
+                               f"{priority}{note}")
 
     def _restore_priority(self) -> None:
         tid, self._priority_tid = self._priority_tid, None
         if tid is None:
             return
+        helpers, self._raised_threads = self._raised_threads, []
+        for helper in helpers:
+            try:
+                os.sched_setscheduler(helper, os.SCHED_OTHER, os.sched_param(0))
+            except OSError:
+                pass  # the thread ended with its executor
         try:
             os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
             self._priority_state = "off"
