@@ -311,6 +311,24 @@ def test_retarget_names_another_object_of_the_same_layout(seed):
     assert not success(retarget(spec, 1), resting_state(spec, ee=spec.target_object.pos + (0.02,)))
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_retarget_press_names_another_button_only(seed):
+    from uam_ros.sim.tasks import describe_object, retarget
+
+    spec = sample_episode("press", "train", seed)
+    buttons = [o for o in spec.objects if o.shape == "button"]
+    assert len(buttons) == 3 and len(spec.objects) > 3  # a movable distractor too, never named
+    named = {retarget(spec, k).target for k in (1, 2)}
+    assert named == {o.name for o in buttons} - {spec.target}
+    for k in (1, 2):
+        other = retarget(spec, k)
+        assert describe_object(other.target_object) in other.instruction
+        assert not success(other, replace(resting_state(spec), button_depth={spec.target: 1.0}))
+        assert success(other, replace(resting_state(spec), button_depth={other.target: 1.0}))
+    with pytest.raises(ValueError, match="other objects"):
+        retarget(spec, 3)
+
+
 def test_retarget_refuses_what_it_cannot_name():
     from uam_ros.sim.tasks import retarget, retarget_id
 

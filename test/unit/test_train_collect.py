@@ -157,5 +157,19 @@ def test_all_targets_records_each_object_of_a_layout_named_in_turn(tmp_path):
     for e, end in zip(episodes, ends):
         named = next(o for o in e.info.objects if o["name"] == e.info.target)
         assert np.linalg.norm(end - np.array(named["pos"])) < 0.05
-    with pytest.raises(SystemExit, match="reach only"):
-        run(_args("--tasks", "reach", "press", "--episodes", "1", "--all-targets", "--out", str(tmp_path / "x")))
+    with pytest.raises(SystemExit, match="reach and press only"):
+        run(_args("--tasks", "reach", "pick", "--episodes", "1", "--all-targets", "--out", str(tmp_path / "x")))
+
+
+def test_all_targets_press_records_each_button_named_in_turn_and_pressed(tmp_path):
+    from uam_ros.sim.tasks import split_retarget_id
+
+    out = tmp_path / "allt_press"
+    assert run(_args("--tasks", "press", "--episodes", "1", "--seed", "3", "--image-size", "48", "--quiet",
+                     "--all-targets", "--out", str(out))) == 0
+    episodes = [DatasetReader(out).load(i) for i in range(3)]
+    assert sorted(split_retarget_id(e.info.seed) for e in episodes) == [(3, 0), (3, 1), (3, 2)]
+    buttons = {o["name"] for o in episodes[0].info.objects if o["shape"] == "button"}
+    assert {e.info.target for e in episodes} == buttons  # every button once, never the movable distractor
+    assert len({e.info.instruction for e in episodes}) == 3 and all(e.info.success for e in episodes)
+    assert all(np.array_equal(e.frames[0], episodes[0].frames[0]) for e in episodes)

@@ -483,14 +483,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--handoff", type=int, nargs=2, default=(4, 56), metavar=("MIN", "MAX"),
                         help="with --recovery-from: policy steps before the hand-off, seeded uniform in [MIN, MAX]")
     parser.add_argument("--all-targets", action="store_true",
-                        help="reach only: record every layout once per object, each named in turn (episode "
-                        "id = seed + k * 10^7 for the k-th other object), so the instruction is the only cue "
-                        "that tells the demonstrations apart")
+                        help="reach and press only: record every layout once per object (press: per button), "
+                        "each named in turn (episode id = seed + k * 10^7 for the k-th other one), so the "
+                        "instruction is the only cue that tells the demonstrations apart")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    from uam_ros.sim.tasks import TASK_NAMES
+    from uam_ros.sim.tasks import RETARGET_TASKS, TASK_NAMES
 
     if args.tasks is None:
         args.tasks = list(TASK_NAMES)
@@ -500,8 +500,9 @@ def _check_args(args: argparse.Namespace) -> None:
     for name in ("episodes", "vl_pairs", "seed"):
         if getattr(args, name) < 0:
             raise SystemExit(f"uam collect: --{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
-    if args.all_targets and set(args.tasks) - {"reach"}:
-        raise SystemExit(f"uam collect: --all-targets records reach only (got {sorted(args.tasks)})")
+    if args.all_targets and set(args.tasks) - set(RETARGET_TASKS):
+        raise SystemExit(f"uam collect: --all-targets records {' and '.join(RETARGET_TASKS)} only "
+                         f"(got {sorted(args.tasks)})")
     if args.workers < 1:
         raise SystemExit(f"uam collect: --workers must be >= 1, got {args.workers}")
     if args.image_size < 0:
