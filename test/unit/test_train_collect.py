@@ -141,14 +141,20 @@ def test_recovery_episode_starts_where_the_policy_left_the_arm(policy_steps):
     world.close()
 
 
-def test_all_targets_records_each_object_of_a_layout_named_in_turn(tmp_path):
+def collect_all_targets(tmp_path, task: str, seed: int) -> list:
+    """`uam collect --all-targets` of one layout: its three episodes, each a different object named."""
     from uam_ros.sim.tasks import split_retarget_id
 
-    out = tmp_path / "allt"
-    assert run(_args("--tasks", "reach", "--episodes", "1", "--seed", "5", "--image-size", "48", "--quiet",
+    out = tmp_path / f"allt_{task}"
+    assert run(_args("--tasks", task, "--episodes", "1", "--seed", str(seed), "--image-size", "48", "--quiet",
                      "--all-targets", "--out", str(out))) == 0
     episodes = [DatasetReader(out).load(i) for i in range(3)]
-    assert sorted(split_retarget_id(e.info.seed) for e in episodes) == [(5, 0), (5, 1), (5, 2)]
+    assert sorted(split_retarget_id(e.info.seed) for e in episodes) == [(seed, 0), (seed, 1), (seed, 2)]
+    return episodes
+
+
+def test_all_targets_records_each_object_of_a_layout_named_in_turn(tmp_path):
+    episodes = collect_all_targets(tmp_path, "reach", 5)
     assert len({e.info.target for e in episodes}) == 3 and len({e.info.instruction for e in episodes}) == 3
     assert all(e.info.success and e.info.objects == episodes[0].info.objects for e in episodes)
     # the same first frame, three different demonstrations: only the instruction tells them apart
@@ -162,13 +168,7 @@ def test_all_targets_records_each_object_of_a_layout_named_in_turn(tmp_path):
 
 
 def test_all_targets_press_records_each_button_named_in_turn_and_pressed(tmp_path):
-    from uam_ros.sim.tasks import split_retarget_id
-
-    out = tmp_path / "allt_press"
-    assert run(_args("--tasks", "press", "--episodes", "1", "--seed", "3", "--image-size", "48", "--quiet",
-                     "--all-targets", "--out", str(out))) == 0
-    episodes = [DatasetReader(out).load(i) for i in range(3)]
-    assert sorted(split_retarget_id(e.info.seed) for e in episodes) == [(3, 0), (3, 1), (3, 2)]
+    episodes = collect_all_targets(tmp_path, "press", 3)
     buttons = {o["name"] for o in episodes[0].info.objects if o["shape"] == "button"}
     assert {e.info.target for e in episodes} == buttons  # every button once, never the movable distractor
     assert len({e.info.instruction for e in episodes}) == 3 and all(e.info.success for e in episodes)
