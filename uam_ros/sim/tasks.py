@@ -511,9 +511,9 @@ def sample_episode(task: str, split: str, seed: int) -> EpisodeSpec:
 # named instead of the target is recorded as episode id s + k * RETARGET_STRIDE, so that datasets keep
 # one file per (task, id) and the layout stays recoverable from the id.
 RETARGET_STRIDE = 10_000_000
-RETARGET_TASKS = ("reach", "press")  # tasks whose expert can take another object of the layout as its target
-# ... and the shape that object must have (press names a button; reach any object)
-RETARGET_SHAPE = {"press": "button"}
+# Tasks whose expert can take another object of the layout as its target -> the shape that object must
+# have (press names a button; reach any object: None).
+RETARGET_TASKS: dict[str, str | None] = {"reach": None, "press": "button"}
 
 
 def retarget_id(seed: int, k: int) -> int:
@@ -541,7 +541,7 @@ def retarget(spec: EpisodeSpec, k: int) -> EpisodeSpec:
     if spec.task not in RETARGET_TASKS or spec.goal is not None:
         raise ValueError(f"task '{spec.task}' cannot be retargeted (only {list(RETARGET_TASKS)}: a single object "
                          "to go to or press, another of the layout's will do)")
-    shape = RETARGET_SHAPE.get(spec.task)
+    shape = RETARGET_TASKS[spec.task]
     others = [o for o in spec.objects if o.name != spec.target and shape in (None, o.shape)]
     if not 1 <= k <= len(others):
         raise ValueError(f"layout seed {spec.seed} has {len(others)} other objects, asked for number {k}")
