@@ -47,10 +47,18 @@ class RecorderNode(Node):
                                + ", ".join(spec.topic for spec in topics))
 
     def _callback(self, topic: str):
+        """One line per topic when its first message arrives: which topics are live is what a user
+        starting a recording wants to know, and a subscription matched late (DDS discovery on a busy
+        host can take seconds) shows as a late line rather than as silently missing data."""
         record = self.recorder.record
+        logger = self.get_logger()
+        first = [True]
 
         def on_message(data: bytes, info) -> None:
             record(topic, data, publish_time_ns=info.get("source_timestamp") or None)
+            if first[0]:
+                first[0] = False
+                logger.info(f"first message on {topic}")
 
         return on_message
 
