@@ -9,7 +9,6 @@ import json
 import shutil
 import time
 
-import pytest
 from trajectory_msgs.msg import JointTrajectory
 
 import ros_harness

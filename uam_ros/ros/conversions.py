@@ -29,9 +29,12 @@ def s_to_stamp(seconds: float) -> Time:
     return Time(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
 
 
+def ns_to_duration(nanoseconds: int, check_fields: bool = True) -> Duration:
+    return Duration(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000, check_fields=check_fields)
+
+
 def s_to_duration(seconds: float) -> Duration:
-    nanoseconds = int(round(seconds * 1e9))
-    return Duration(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
+    return ns_to_duration(int(round(seconds * 1e9)))
 
 
 def duration_to_s(duration: Duration) -> float:
@@ -59,8 +62,7 @@ def trajectory_to_msg(command: TrajectoryCommand, frame_id: str = "") -> JointTr
     velocities = np.ascontiguousarray(command.velocities, dtype=np.float64)
     msg.points = [
         JointTrajectoryPoint(check_fields=False, positions=float64_array(q), velocities=float64_array(v),
-                             time_from_start=Duration(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000,
-                                                      check_fields=False))
+                             time_from_start=ns_to_duration(ns, check_fields=False))
         for ns, q, v in zip(nanoseconds, positions, velocities)
     ]
     return msg
