@@ -52,6 +52,16 @@ def bench_parser(doc: str) -> argparse.ArgumentParser:
                                    epilog=rest if sep else None)
 
 
+def add_pipeline_args(parser: argparse.ArgumentParser, model_help: str) -> None:
+    """The arguments of the benchmarks that run uam_sim -> uam_policy over DDS (latency, soak): the
+    same robot, model, backend and input rates, so their figures can be set side by side."""
+    parser.add_argument("--robot", default="franka_panda")
+    parser.add_argument("--model", default="", help=model_help)
+    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime", "tensorrt"))
+    parser.add_argument("--camera-hz", type=float, default=30.0)
+    parser.add_argument("--joint-hz", type=float, default=500.0)
+
+
 def machine_summary(env: dict, nice: bool = False) -> str:
     """"N cores (CPU model), load before->after" of a result's environment (with ", nice N" if nice)."""
     text = (f"{env['cpu_count']} cores ({env['cpu_model']}), "

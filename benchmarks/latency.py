@@ -48,7 +48,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_common import (RESULTS, NodeProcess, bench_parser, machine_info, machine_summary,  # noqa: E402
+from bench_common import (RESULTS, NodeProcess, add_pipeline_args, bench_parser, machine_info, machine_summary,  # noqa: E402
                           make_checkpoint, private_ros_env, save_figure, stats_ms, timestamp)
 
 COMPONENTS = ("camera_to_node", "queue_wait", "inference", "wait_for_tick", "tick_publish", "transport")
@@ -146,13 +146,9 @@ def plot(result: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = bench_parser(__doc__)
-    parser.add_argument("--robot", default="franka_panda")
-    parser.add_argument("--model", default="", help="checkpoint dir or expert://<task> (default: seeded untrained)")
-    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime", "tensorrt"))
+    add_pipeline_args(parser, "checkpoint dir or expert://<task> (default: seeded untrained)")
     parser.add_argument("--duration", type=float, default=30.0, help="measured seconds")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds after the first command not measured")
-    parser.add_argument("--camera-hz", type=float, default=30.0)
-    parser.add_argument("--joint-hz", type=float, default=500.0)
     parser.add_argument("--name", default="latency")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)

@@ -36,7 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_common import (RESULTS, NodeProcess, bench_parser, cpu_seconds, machine_info, machine_summary,  # noqa: E402
+from bench_common import (RESULTS, NodeProcess, add_pipeline_args, bench_parser, cpu_seconds, machine_info, machine_summary,  # noqa: E402
                           make_checkpoint, policy_params, private_ros_env, rss_kb, save_figure, timestamp)
 
 LIMIT_TOLERANCE = 1e-6
@@ -142,13 +142,9 @@ def plot(result: dict, series: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = bench_parser(__doc__)
-    parser.add_argument("--robot", default="franka_panda")
-    parser.add_argument("--model", default="", help="checkpoint dir or expert://reach (default: seeded untrained)")
-    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime", "tensorrt"))
+    add_pipeline_args(parser, "checkpoint dir or expert://reach (default: seeded untrained)")
     parser.add_argument("--duration", type=float, default=600.0, help="seconds after the first command")
     parser.add_argument("--warmup", type=float, default=30.0, help="seconds at the start not used for RSS growth")
-    parser.add_argument("--camera-hz", type=float, default=30.0)
-    parser.add_argument("--joint-hz", type=float, default=500.0)
     parser.add_argument("--sample-s", type=float, default=1.0, help="RSS sampling period")
     parser.add_argument("--policy-param", action="append", default=[], metavar="NAME:=VALUE",
                         help="extra uam_policy parameter, e.g. inference_process:=true (repeatable)")
