@@ -78,6 +78,19 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, data):
     assert [r["loss"] for r in straight.history["train"]] == [r["loss"] for r in resumed.history["train"]]
 
 
+def test_snapshots_keep_loadable_checkpoints_along_the_run(tmp_path, data):
+    result = train(tiny_config(tmp_path / "run", data, max_steps=6, snapshot_every=2), quiet=True)
+    snapshots = sorted(p.name for p in (tmp_path / "run" / "snapshots").iterdir())
+    assert snapshots == ["step_000002", "step_000004", "step_000006"]
+    final = load_file(str(result.checkpoint / "model.safetensors"))
+    last = load_file(str(tmp_path / "run" / "snapshots" / "step_000006" / "model.safetensors"))
+    first = load_file(str(tmp_path / "run" / "snapshots" / "step_000002" / "model.safetensors"))
+    assert all(torch.equal(final[k], last[k]) for k in final)  # the last snapshot is the final model
+    assert any(not torch.equal(final[k], first[k]) for k in final)  # an earlier one is an earlier model
+    loaded = load_checkpoint(tmp_path / "run" / "snapshots" / "step_000002")
+    assert loaded.meta["step"] == 2 and loaded.meta["final"] is False
+
+
 def test_resume_refuses_a_changed_config(tmp_path, data):
     train(tiny_config(tmp_path / "r", data, max_steps=4), stop_after=1, quiet=True)
     with pytest.raises(TrainError, match="lr"):

@@ -93,6 +93,9 @@ class TrainConfig:
 
     log_every: int = spec(10, "Steps between training-loss rows in the curves", ge=1)
     save_every: int = spec(0, "Steps between resume saves; 0: at the end of every epoch", ge=0)
+    snapshot_every: int = spec(0, "Steps between kept model snapshots (out_dir/snapshots/step_NNNNNN/, each a "
+                               "loadable checkpoint: pick a step by closed-loop success on validation layouts, "
+                               "which the validation loss does not predict); 0: none", ge=0)
     vqa_samples: int = spec(64, "ventral stage: validation pairs answered by greedy generation each epoch "
                             "(VQA accuracy); 0: skip", ge=0)
     model: dict[str, Any] = spec(default_factory=dict, description="UAMConfig overrides (e.g. d_model: 64)")

@@ -83,9 +83,9 @@ from uam_ros.train.provenance import code_revision
 # Fields that may change between a run and its resumption (they do not change what is computed).
 RESUMABLE_CHANGES = frozenset({
     "epochs", "max_steps", "resume", "device", "amp", "amp_dtype", "threads", "num_workers", "log_every",
-    "save_every", "vqa_samples", "out_dir",
+    "save_every", "snapshot_every", "vqa_samples", "out_dir",
 })
-LATEST, FINAL = "latest", "checkpoint"
+LATEST, FINAL, SNAPSHOTS = "latest", "checkpoint", "snapshots"
 OPTIMIZER_FILE, STATE_FILE = "optimizer.safetensors", "trainer_state.json"
 
 
@@ -646,6 +646,9 @@ def train(cfg: TrainConfig, *, stop_after: int | None = None, quiet: bool = Fals
                 history["val"].append(row)
                 bar.write(f"epoch {row['epoch']} step {step}: val " +
                           " ".join(f"{k}={v:.4g}" for k, v in row.items() if k not in ("step", "epoch")))
+            if cfg.snapshot_every and step % cfg.snapshot_every == 0 and info.is_main:
+                save_checkpoint(snapshot_dir(out_dir, step), model, setup.processor, cfg.kind,
+                                {**setup.meta, "final": step == total_steps, "step": step})
             stopping = stop_after is not None and step - start_step >= stop_after and step < total_steps
             periodic = cfg.save_every and step % cfg.save_every == 0
             if (epoch_end or periodic or stopping) and step < total_steps:
@@ -681,6 +684,10 @@ def train(cfg: TrainConfig, *, stop_after: int | None = None, quiet: bool = Fals
 
 
 # ============================================================================ CLI
+
+
+def snapshot_dir(out_dir: Path, step: int) -> Path:
+    return out_dir / SNAPSHOTS / f"step_{step:06d}"
 
 
 def default_config_path(stage: str) -> Path:
