@@ -88,11 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_init_model)
 
     from uam_ros import demo
-    from uam_ros.train import collect, evaluate, recipe, trainer
+    from uam_ros.train import collect, compare, evaluate, recipe, trainer
 
     for name, module, text in (("collect", collect, "record scripted-expert episodes and VL pairs from the sim"),
                                ("train", trainer, "train a stage: ventral | dorsal | action"),
                                ("eval", evaluate, "closed-loop success and VQA accuracy of a checkpoint"),
+                               ("compare", compare, "two `uam eval --json` results on the same layouts, paired "
+                                "(exact McNemar)"),
                                ("recipe", recipe, "reproduce the default model: collect, train, evaluate, install")):
         p = sub.add_parser(name, help=text)
         module.add_arguments(p)

@@ -11,6 +11,8 @@ from uam_ros.train.study_metrics import (
     format_mean_std,
     gap,
     markdown_table,
+    mcnemar_exact,
+    paired_success,
     per_kind_counts,
     pooled_success,
     retention,
@@ -205,3 +207,26 @@ def test_report_counts_undefined_retentions():
 def test_report_refuses_duplicate_seeds():
     with pytest.raises(ValueError, match="duplicate"):
         build_report([RUNS[0], RUNS[0]])
+
+
+# ---------------------------------------------------------------- paired comparison (McNemar)
+
+
+def test_mcnemar_exact_matches_the_binomial_test_by_hand():
+    assert mcnemar_exact(0, 6) == approx(2 / 64)  # all 6 discordant pairs one way: 2 * 0.5^6
+    assert mcnemar_exact(6, 0) == mcnemar_exact(0, 6)  # two-sided: symmetric
+    assert mcnemar_exact(1, 5) == approx(2 * (1 + 6) / 64)  # 2 * P(X <= 1), X ~ Bin(6, 1/2)
+    assert mcnemar_exact(3, 3) == 1.0 and mcnemar_exact(0, 0) == 1.0  # capped at 1; no discordance
+    assert mcnemar_exact(12, 42) == approx(5.2094e-5, rel=1e-4)  # experiment 11b (reach); scipy binomtest agrees
+    with pytest.raises(ValueError):
+        mcnemar_exact(-1, 3)
+
+
+def test_paired_success_counts_the_two_by_two_table():
+    a = {0: True, 1: True, 2: False, 3: False, 4: True}
+    b = {0: True, 1: False, 2: True, 3: False, 4: False}
+    r = paired_success(a, b)
+    assert (r["a"], r["b"], r["both"], r["only_a"], r["only_b"], r["neither"]) == (3, 2, 1, 2, 1, 1)
+    assert r["episodes"] == 5 and r["p_mcnemar"] == approx(mcnemar_exact(2, 1))
+    with pytest.raises(ValueError, match="different episodes"):
+        paired_success(a, {**b, 5: True})

@@ -144,6 +144,32 @@ def success_counts(closed_loop: Mapping[str, Any]) -> dict[str, list[int]]:
     return {task: [int(r["successes"]), int(r["episodes"])] for task, r in closed_loop["tasks"].items()}
 
 
+def mcnemar_exact(only_a: int, only_b: int) -> float:
+    """Two-sided exact McNemar p-value: the binomial test of the discordant pairs against 1/2. Two
+    models run on the same layouts are compared on the layouts only one of them solves; the layouts
+    both (or neither) solve say nothing about which is better."""
+    k, n = min(only_a, only_b), only_a + only_b
+    if only_a < 0 or only_b < 0:
+        raise ValueError(f"discordant counts must be >= 0, got {only_a}, {only_b}")
+    if n == 0:
+        return 1.0
+    return min(1.0, 2.0 * sum(math.comb(n, i) for i in range(k + 1)) / 2.0 ** n)
+
+
+def paired_success(a: Mapping[Any, bool], b: Mapping[Any, bool]) -> dict[str, Any]:
+    """Two models' per-episode outcomes on the same episode keys (layout seeds): the 2x2 counts and
+    the exact McNemar p-value. Refuses outcomes on different episodes: an unpaired comparison needs
+    other statistics."""
+    if set(a) != set(b):
+        missing = sorted(set(a) ^ set(b), key=str)[:5]
+        raise ValueError(f"paired_success: the two runs cover different episodes (e.g. {missing})")
+    both = sum(bool(a[k]) and bool(b[k]) for k in a)
+    only_a = sum(bool(a[k]) and not b[k] for k in a)
+    only_b = sum(bool(b[k]) and not a[k] for k in a)
+    return {"episodes": len(a), "a": both + only_a, "b": both + only_b, "both": both, "only_a": only_a,
+            "only_b": only_b, "neither": len(a) - both - only_a - only_b, "p_mcnemar": mcnemar_exact(only_a, only_b)}
+
+
 # ------------------------------------------------------------------------------------ across seeds
 
 
