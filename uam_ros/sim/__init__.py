@@ -5,10 +5,6 @@
 - ``world``: ``SimWorld`` -- step, joint targets, joint states in YAML order, rendering, success.
 - ``expert``: scripted experts (damped-least-squares IK on MuJoCo Jacobians) and ``run_expert_episode``.
 
-Without a display, MuJoCo's rendering backend defaults to EGL here (set MUJOCO_GL to override).
+Without a display, MuJoCo's rendering backend defaults to EGL (uam_ros/__init__.py; set MUJOCO_GL to
+override).
 """
-
-import os
-
-if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
-    os.environ["MUJOCO_GL"] = "egl"
