@@ -148,9 +148,9 @@ def mcnemar_exact(only_a: int, only_b: int) -> float:
     """Two-sided exact McNemar p-value: the binomial test of the discordant pairs against 1/2. Two
     models run on the same layouts are compared on the layouts only one of them solves; the layouts
     both (or neither) solve say nothing about which is better."""
-    k, n = min(only_a, only_b), only_a + only_b
     if only_a < 0 or only_b < 0:
         raise ValueError(f"discordant counts must be >= 0, got {only_a}, {only_b}")
+    k, n = min(only_a, only_b), only_a + only_b
     if n == 0:
         return 1.0
     return min(1.0, 2.0 * sum(math.comb(n, i) for i in range(k + 1)) / 2.0 ** n)
