@@ -17,6 +17,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from ros_harness import NodeProcess
 from uam_ros.recording.reader import decode, read_recording
+from uam_ros.recording.topics import expand
 from uam_ros.ros.qos import INSTRUCTION_QOS
 
 INSTRUCTION = "pick up the red cube"
@@ -70,7 +71,7 @@ def test_record_in_node_and_outside_then_replay_reproduces_every_chunk(tmp_path,
         # writer; on a busy host that match came seconds later).
         record_log = tmp_path / "record.log"
         live = lambda: all(f"first message on {topic}" in record_log.read_text()  # noqa: E731
-                           for topic in ("/" + panda.camera.image_topic.lstrip("/"), "/joint_states"))
+                           for topic in (expand(panda.camera.image_topic), expand("joint_states")))
         assert client.run(60.0, joints, image, until=live), record_log.read_text()
         sent_in_window = {"image": 0, "joint_states": 0}
 

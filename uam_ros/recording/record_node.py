@@ -52,12 +52,13 @@ class RecorderNode(Node):
         host can take seconds) shows as a late line rather than as silently missing data."""
         record = self.recorder.record
         logger = self.get_logger()
-        first = [True]
+        first = True
 
         def on_message(data: bytes, info) -> None:
+            nonlocal first
             record(topic, data, publish_time_ns=info.get("source_timestamp") or None)
-            if first[0]:
-                first[0] = False
+            if first:
+                first = False
                 logger.info(f"first message on {topic}")
 
         return on_message
