@@ -407,6 +407,30 @@ def test_language_film_starts_as_identity_and_learns_from_the_action_loss(source
         tiny_config(film_source="words")
 
 
+def test_instruction_norm_gives_the_film_unit_rms_input_and_larger_first_gradients():
+    """instruction_norm: the vector the FiLM reads has unit RMS per row (it was the mean of small
+    word embeddings), still differs between instructions, and the zero-initialised FiLM's first
+    weight gradient grows with it: the point of the option (docs/training_notes.md, experiment 13)."""
+    grads, vectors = {}, {}
+    for norm in (False, True):
+        config = tiny_config(language_film=True, film_source="words", instruction_norm=norm)
+        torch.manual_seed(0)
+        model = build_model(config, "uam")
+        batch = training_batch(config, seed=0)
+        features = model.ventral.features(batch["image"], batch["tokens"])
+        vectors[norm] = model.instruction_vector(features, model.ventral.feature_mask(batch["tokens"]),
+                                                 batch["tokens"]).detach()
+        model.loss(batch)["loss"].backward()
+        grads[norm] = model.dorsal.film.weight.grad.norm().item()
+    rms = vectors[True].pow(2).mean(dim=-1).sqrt()
+    assert torch.allclose(rms, torch.ones_like(rms), atol=0.05)  # layer norm's eps against a tiny variance
+    assert vectors[False].pow(2).mean(dim=-1).sqrt().max() < 0.1  # the plateau the option removes
+    assert (vectors[True][0] - vectors[True][1]).abs().max() > 0.1  # two instructions stay apart
+    assert grads[True] > 5 * grads[False] > 0
+    with pytest.raises(ValueError, match="instruction_norm=True has no effect"):
+        tiny_config(instruction_norm=True)
+
+
 def test_word_film_with_the_transformers_ventral_is_refused_when_built(tmp_path):
     """The transformers ventral has no word embeddings of ours: say so when the model is built, not at
     its first forward (and before the VLM directory is even read)."""

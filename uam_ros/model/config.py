@@ -76,6 +76,12 @@ class UAMConfig:
     instruction's word embeddings). Why "words": in a small VLM trained from scratch the text states
     are dominated by what the text attends to in the image, and the words differ by ~1 % of their
     norm; the embeddings of two words differ by their whole norm."""
+    instruction_norm: bool = False
+    """Normalise the instruction vector the FiLM reads to unit RMS per channel (layer norm, no affine).
+    Why: the FiLM starts at zero, so its weight's first gradients are proportional to that vector,
+    and the mean of freshly initialised word embeddings has a norm of ~0.08 (std 0.02 per channel):
+    the language path starts on a plateau that training leaves late, and how late depends on the seed
+    (docs/training_notes.md, experiments 12-13). Normalised, the first gradients are ~100x larger."""
     position_init: str = "random"
     """Initial patch positions of both streams: "random" (N(0, 0.02)) or "sincos" (2D sin/cos)."""
 
@@ -136,6 +142,9 @@ class UAMConfig:
         if self.film_source != "features" and not self.language_film:
             raise ValueError(f"UAMConfig.film_source={self.film_source!r} has no effect without language_film=True "
                              "(it picks what the language FiLM reads)")
+        if self.instruction_norm and not self.language_film:
+            raise ValueError("UAMConfig.instruction_norm=True has no effect without language_film=True "
+                             "(it normalises what the language FiLM reads)")
         if self.dorsal_stem not in ("linear", "conv"):
             raise ValueError(f"UAMConfig.dorsal_stem must be 'linear' or 'conv', got {self.dorsal_stem!r}")
         if self.dorsal_stem == "conv" and self.patch_size % 4 != 0:

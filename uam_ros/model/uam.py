@@ -86,7 +86,8 @@ class UAM(nn.Module):
             text = embed(tokens)
         else:
             text = features[:, n:]
-        return (text * weight).sum(dim=1) / weight.sum(dim=1).clamp(min=1.0)
+        vector = (text * weight).sum(dim=1) / weight.sum(dim=1).clamp(min=1.0)
+        return F.layer_norm(vector, vector.shape[-1:], eps=1e-6) if self.config.instruction_norm else vector
 
     def forward(self, image: Tensor, tokens: Tensor, state: Tensor, noise: Tensor) -> tuple[Tensor, Tensor]:
         dorsal_tokens, latents, _ = self._streams(image, tokens, state)
