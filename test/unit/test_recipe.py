@@ -152,7 +152,8 @@ def test_from_scratch_phase_gets_its_model_and_the_previous_policys_recovery_dat
         phases=(Phase("reach", "action", 6, 1e-3, 1e-4, 1, 8, ("reach",)),
                 Phase("goal", "action", 6, 1e-3, 1e-4, 1, 8, ("reach",), recovery_episodes=2, recovery_seed=2000,
                       handoff=(2, 4), policy_steps=2, from_scratch=True, all_targets=True, first_steps=1,
-                      first_steps_repeat=3, model={"goal_pointer_weight": 1.0})))
+                      first_steps_repeat=3, model={"goal_pointer_weight": 1.0})), seed=3)
+    assert preset.plain_tasks == ("reach",)  # phase 1 trains on the plain episodes
     report = run_recipe(preset, work, None)
     final = load_checkpoint(report["checkpoint"])
     first = load_checkpoint(work / "reach" / "action" / "checkpoint")
@@ -164,6 +165,8 @@ def test_from_scratch_phase_gets_its_model_and_the_previous_policys_recovery_dat
     trained = yaml.safe_load((work / "goal" / "action" / "train_config.yaml").read_text())["data"]
     assert trained["train"] == [str(work / "data" / "reach_all_targets"), str(work / "data" / "recovery_goal_reach")]
     assert (trained["first_steps"], trained["first_steps_repeat"]) == (1, 3)
+    for phase in ("reach", "goal"):  # the preset's seed reaches every training phase
+        assert yaml.safe_load((work / phase / "action" / "train_config.yaml").read_text())["seed"] == 3
     first_phase = yaml.safe_load((work / "reach" / "action" / "train_config.yaml").read_text())["data"]
     assert first_phase["train"] == [str(work / "data" / "reach")] and first_phase["first_steps"] == 0
     named = {e.info.seed for e in DatasetReader(work / "data" / "reach_all_targets").episodes()}
@@ -174,3 +177,18 @@ def test_from_scratch_phase_gets_its_model_and_the_previous_policys_recovery_dat
     card = model_card(report, work / "goal" / "action" / "checkpoint")
     assert "All-targets episodes (`uam collect --all-targets`) of reach" in card
     assert "| goal | action | reach all-targets + recovery; first 1 frame(s) x3 |" in card
+
+
+def test_default_preset_is_one_grounded_two_task_phase_without_plain_episodes():
+    """The shipped recipe (experiment 13): reach and press from fresh weights on all-targets episodes
+    only, with the normalised instruction FiLM; nothing collects plain episodes no phase trains on."""
+    from uam_ros.model.config import UAMConfig
+    from uam_ros.train.recipe import PRESETS
+
+    default = PRESETS["default"]
+    (phase,) = default.phases
+    assert set(phase.tasks) == set(default.tasks) == {"reach", "press"} and phase.all_targets
+    assert set(default.all_targets) == {"reach", "press"} and default.plain_tasks == ()
+    config = UAMConfig(**{**default.model, **phase.model})
+    assert config.instruction_norm and config.language_film and config.film_source == "words"
+    assert set(PRESETS["quick"].plain_tasks) == {"reach", "press"}
