@@ -151,8 +151,8 @@ PRESETS = {
             # zero-initialised FiLM starts on a plateau that some seeds never leave -- 28 % mean over
             # three seeds on this CPU, experiment 12), and every episode's first frame 100 times per
             # epoch (only frame 0 needs the words; the arm's motion gives the target away after it).
-            # This CPU, 100 test layouts per task, 2 steps per chunk: seed 1 72 / 54 %; with the earlier
-            # recovery episodes seeds 0 / 1 25 / 94 and 68 / 47 %; on an H100 six seeds 55 % mean.
+            # This CPU, 100 test layouts per task (reach / press): seed 0 (shipped) 91 / 85 % at 8 steps per
+            # chunk, 76 / 58 % at 2; seed 1 83 / 80 % and 72 / 54 %; an H100, six seeds at 2 steps: 55 %.
             # Before it: C12 (experiment 8, reach only, E3 -> recovery episodes -> fresh phase): 78 %
             # at 2 steps, seeds 40-78 %.
             Phase("reach_press", "action", 1800, 1e-3, 1e-4, 100, 32, ("reach", "press"), all_targets=True,
@@ -162,7 +162,6 @@ PRESETS = {
         ),
         eval_episodes=100,  # 30 per split put E3 at 47 %, 100 at 29 %: +-17 points is too coarse to rank runs
         replan_steps=(2, 1),
-        seed=1,  # the run shipped in models/default (experiment 13); any seed runs with `uam recipe --seed N`
     ),
     "quick": RecipePreset(
         "quick", episodes={"reach": 6, "press": 6}, vl_pairs=120, vl_eval_pairs=24, collect_workers=1, eval_episodes=2,
