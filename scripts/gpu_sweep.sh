@@ -8,9 +8,10 @@
 #
 #   OUT=/tmp/sweep XFER=.xfer bash scripts/gpu_sweep.sh
 #
-# The recipe is experiment 11b's (reach + press, each layout recorded once per named object, recovery
-# reach episodes from the shipped model, frame 0 x100, goal pointer 5, word FiLM, 1800 steps, fresh
-# weights). SWEEP_VARIANTS lists "name:set,set" entries, each set a `uam train --set` on top of it
+# The recipe is experiment 11b's (reach + press, each layout recorded once per named object, frame 0
+# x100, goal pointer 5, word FiLM, 1800 steps, fresh weights), with SWEEP_RECOVERY recovery reach
+# episodes from the shipped model (experiment 13 ran 300 while C12 was shipped, and 2 steps per chunk;
+# `uam recipe --preset default` now is the "norm" variant without them). SWEEP_VARIANTS lists "name:set,set" entries, each set a `uam train --set` on top of it
 # ("base:" is the recipe itself). Needs python3 with torch (CUDA), numpy, pyyaml, safetensors, opencv,
 # matplotlib; MuJoCo wheels in .whl/, EGL libraries as .deb in .gl/ (used only where the machine lacks
 # them), robosuite's Panda assets as $XFER/robosuite_panda.tar.xz. Every stage checks the clock
@@ -25,9 +26,10 @@ BUDGET="${SWEEP_BUDGET_S:-540}"
 SEEDS="${SWEEP_SEEDS:-0 1 2}"
 VARIANTS="${SWEEP_VARIANTS:-base: norm:model.instruction_norm=true}"
 LAYOUTS="${SWEEP_LAYOUTS:-300}"        # layouts per task, each recorded once per named object
-RECOVERY="${SWEEP_RECOVERY:-300}"      # recovery reach episodes (seeds $LAYOUTS..), the shipped model acting first
+RECOVERY="${SWEEP_RECOVERY:-0}"        # recovery reach episodes (seeds $LAYOUTS..), the shipped model acting first
 STEPS="${SWEEP_STEPS:-1800}"
 EVAL_EPISODES="${SWEEP_EVAL:-100}"     # test layouts per task (seeds 100000..)
+REPLAN="${SWEEP_REPLAN:-8}"            # targets executed per chunk in the evaluation (the shipped model's horizon)
 SLICE="${SWEEP_SLICE:-20}"             # episodes per evaluation job: the unit a cut-off run keeps
 WORKERS="${SWEEP_WORKERS:-15}"
 DEVICE="${SWEEP_DEVICE:-cuda}"
@@ -71,8 +73,12 @@ collect() {  # collect NAME ARGS...: resumes a folder a warm machine kept
 }
 collect reach_all_targets --tasks reach --episodes "$LAYOUTS" --seed 0 --all-targets
 collect press_all_targets --tasks press --episodes "$LAYOUTS" --seed 0 --all-targets
-collect recovery_reach --tasks reach --episodes "$RECOVERY" --seed "$LAYOUTS" \
-  --recovery-from models/default/franka_panda --handoff 4 56 --policy-steps 2
+TRAIN_DATA="$D/reach_all_targets,$D/press_all_targets"
+if [ "$RECOVERY" -gt 0 ]; then
+  collect recovery_reach --tasks reach --episodes "$RECOVERY" --seed "$LAYOUTS" \
+    --recovery-from models/default/franka_panda --handoff 4 56 --policy-steps 2
+  TRAIN_DATA="$TRAIN_DATA,$D/recovery_reach"
+fi
 
 # --- training: every run at once on the GPU (each is launch-bound at this model size) --------------------
 RUNS=()
@@ -88,7 +94,7 @@ for entry in $VARIANTS; do
     "${UAM[@]}" train --stage action --config config/train/action.yaml --out-dir "$R/$name" --seed "$seed" \
       --max-steps "$STEPS" --batch-size 32 --lr 1e-3 --set init_from="''" --set min_lr=1e-4 \
       --set warmup_steps=100 --set threads=1 --set device="$DEVICE" --set amp=false \
-      --set "data.train=[$D/reach_all_targets,$D/press_all_targets,$D/recovery_reach]" \
+      --set "data.train=[$TRAIN_DATA]" \
       --set data.first_steps=1 --set data.first_steps_repeat=100 --set model.dorsal_stem=conv \
       --set model.position_init=sincos --set model.pointer_points=8 --set model.pointer_loss_weight=1.0 \
       --set model.goal_pointer_weight=5.0 --set model.language_film=true --set model.film_source=words \
@@ -112,9 +118,9 @@ for ((first = 0; first < EVAL_EPISODES; first += SLICE)); do
     done
   done
 done
-export R E PY
+export R E PY REPLAN
 run_job() {  # NAME MODE TASK SEED N (a grounding job: uam eval --grounding)
-  local mode=(--tasks "$3" --n-action-steps 2)
+  local mode=(--tasks "$3" --n-action-steps "$REPLAN")
   [ "$2" = grounding ] && mode=(--grounding)
   "${UAM[@]}" eval --checkpoint "$R/$1/checkpoint" --split train --episodes "$5" --seed "$4" "${mode[@]}" \
     --quiet --json "$E/$1_$2_$3_$4.json.part" > /dev/null 2>> "$E/eval.log" && mv "$E/$1_$2_$3_$4.json.part" "$E/$1_$2_$3_$4.json"
