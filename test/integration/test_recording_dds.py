@@ -141,3 +141,33 @@ def test_record_in_node_and_outside_then_replay_reproduces_every_chunk(tmp_path,
     # Every commanded chunk is matched to the replayed chunk it came from.
     assert report["commands"]["compared"] >= 5 and report["unmatched_trajectories"] == 0, report
     assert "chunk max" in out and "panda_joint1" in out
+
+
+def test_recorder_names_silent_topics_with_their_publisher_count_and_backs_off(tmp_path, client, capfd):
+    """A topic without data is reported ("no message yet on T (N publishers seen)"), less and less
+    often; a topic whose first message arrived leaves the report. Why: a recording that silently
+    lacks the camera is found out only when it is replayed."""
+    from rclpy.qos import QoSProfile
+
+    from uam_ros.recording.record_node import RecorderNode
+    from uam_ros.recording.topics import TopicSpec
+
+    talking, silent = "/uam_test_recorder_talking", "/uam_test_recorder_silent"
+    specs = [TopicSpec("talking", talking, String, QoSProfile(depth=10)),
+             TopicSpec("silent", silent, String, QoSProfile(depth=10))]
+    node = RecorderNode(tmp_path / "silence.mcap", specs, {"recorder": "test"}, silence_report_s=0.2)
+    client.executor.add_node(node)
+    publisher = client.node.create_publisher(String, talking, 10)
+    try:
+        published = lambda: publisher.publish(String(data="hello"))  # noqa: E731
+        assert client.run(30.0, published, until=lambda: talking not in node.silent, joint_hz=20.0)
+        client.run(1.6, published, joint_hz=20.0)
+    finally:
+        client.executor.remove_node(node)
+        node.recorder.close()
+        node.destroy_node()
+    assert node.silent == {silent}
+    log = capfd.readouterr().err
+    assert f"first message on {talking}" in log
+    reports = log.count(f"no message yet on {silent} (0 publishers seen)")
+    assert 2 <= reports <= 5, log  # 0.2 s doubling to 0.4, 0.8, 1.6 ...: not one per 0.2 s

@@ -33,18 +33,37 @@ def subscription_qos(spec: TopicSpec) -> QoSProfile:
                       reliability=spec.qos.reliability, durability=spec.qos.durability)
 
 
+SILENCE_REPORT_S = 5.0  # first "no message yet" report; then every 2x as long, at most every 60 s
+
+
 class RecorderNode(Node):
     def __init__(self, out: Path, topics: list[TopicSpec], metadata: dict[str, str], *, compression: str = "zstd",
                  chunk_size: int = DEFAULT_CHUNK_SIZE, flush_period_s: float = DEFAULT_FLUSH_PERIOD_S,
-                 name: str = "uam_record") -> None:
+                 name: str = "uam_record", silence_report_s: float = SILENCE_REPORT_S) -> None:
         super().__init__(name)
         self.recorder = Recorder(out, topics, metadata, clock_ns=lambda: self.get_clock().now().nanoseconds,
                                  compression=compression, chunk_size=chunk_size, flush_period_s=flush_period_s)
+        self.silent: set[str] = {spec.topic for spec in topics}  # topics without a first message yet
         for spec in topics:
             self.create_subscription(spec.msg_type, spec.topic, self._callback(spec.topic), subscription_qos(spec),
                                      raw=True)
         self.get_logger().info(f"recording {len(topics)} topics to {out}: "
                                + ", ".join(spec.topic for spec in topics))
+        self._silence_period_s = silence_report_s
+        self._silence_timer = self.create_timer(silence_report_s, self._report_silence)
+
+    def _report_silence(self) -> None:
+        """Name each topic still without a message, with the publishers this node's graph sees on it:
+        0 says nothing publishes it (or discovery has not found it); >= 1 with no message says a
+        publisher was seen but its data do not arrive (a QoS mismatch, or a writer not matched yet).
+        Backs off (5, 10, 20 ... 60 s) so that topics nobody publishes in a setup do not spam the log."""
+        self._silence_timer.cancel()
+        for topic in sorted(self.silent):
+            self.get_logger().warning(f"no message yet on {topic} ({self.count_publishers(topic)} publishers seen)")
+        if self.silent:
+            self._silence_period_s = min(2.0 * self._silence_period_s, 60.0)
+            self.destroy_timer(self._silence_timer)
+            self._silence_timer = self.create_timer(self._silence_period_s, self._report_silence)
 
     def _callback(self, topic: str):
         """One line per topic when its first message arrives: which topics are live is what a user
@@ -59,6 +78,7 @@ class RecorderNode(Node):
             record(topic, data, publish_time_ns=info.get("source_timestamp") or None)
             if first:
                 first = False
+                self.silent.discard(topic)
                 logger.info(f"first message on {topic}")
 
         return on_message
