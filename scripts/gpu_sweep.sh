@@ -16,7 +16,8 @@
 # matplotlib; MuJoCo wheels in .whl/, EGL libraries as .deb in .gl/ (used only where the machine lacks
 # them), robosuite's Panda assets as $XFER/robosuite_panda.tar.xz. Every stage checks the clock
 # (SWEEP_BUDGET_S); a cut-off run still returns its checkpoints and the evaluation slices it finished.
-# $OUT: evals.tar.gz (sweep.log, sweep.json: the summary, every slice JSON, curves, logs) and one
+# $OUT: evals.tar.gz (sweep.log, sweep.json: the summary, <run>.json: each run's merged evaluation,
+# every slice JSON, curves, logs) and one
 # <run>.tar per checkpoint (at most 6 runs: what comes back is 8 files, 64 MiB).
 set -uo pipefail
 T0=$SECONDS
@@ -135,29 +136,35 @@ fi
 log "evaluation slices done: $(ls "$E" | grep -c '\.json$') of $(wc -l < "$jobs_file")"
 
 # --- summary ------------------------------------------------------------------------------------------
+# Each run's slices merged into one `uam eval --json`-shaped file (so `uam compare` pairs two runs), and
+# the failure kinds counted by the evaluation report's own task_rows.
 "$PY" - "$L" "$E" <<'EOF'
 import glob, json, os, sys
+from uam_ros.train.eval_report import task_rows
 out, evals = sys.argv[1:]
-runs = {}
+runs, grounding = {}, {}
 for path in sorted(glob.glob(os.path.join(evals, "*.json"))):
     name, mode, task, _ = os.path.basename(path)[: -len(".json")].rsplit("_", 3)
     data = json.load(open(path))
-    run = runs.setdefault(name, {})
     if mode == "grounding":
-        run["grounding"] = {key: data["grounding"][key] for key in ("accuracy", "distinct", "layouts")}
+        grounding[name] = {key: data["grounding"][key] for key in ("accuracy", "distinct", "layouts")}
         continue
     result = data["closed_loop"]["tasks"][task]
-    cell = run.setdefault(task, {"successes": 0, "episodes": 0, "wrong_object": 0})
-    cell["successes"] += result["successes"]
-    cell["episodes"] += result["episodes"]
-    cell["wrong_object"] += sum(1 for e in result["episodes_detail"]
-                                if not e["success"] and not e["final_tcp_nearest_is_target"])
-for name, run in sorted(runs.items()):
-    cells = " ".join(f"{task} {run[task]['successes']}/{run[task]['episodes']} (wrong {run[task]['wrong_object']})"
-                     for task in ("reach", "press") if task in run)
-    g = run.get("grounding", {})
+    cell = runs.setdefault(name, {}).setdefault(task, {"successes": 0, "episodes": 0, "episodes_detail": []})
+    for key in ("successes", "episodes", "episodes_detail"):
+        cell[key] += result[key]
+summary = {}
+for name in sorted(set(runs) | set(grounding)):
+    tasks = runs.get(name, {})
+    json.dump({"closed_loop": {"tasks": tasks}}, open(os.path.join(out, f"{name}.json"), "w"))
+    rows = {row["task"]: row for row in task_rows({"tasks": tasks})}
+    summary[name] = {**{t: {k: r[k] for k in ("successes", "episodes", "wrong_object", "near_miss")}
+                        for t, r in rows.items()}, "grounding": grounding.get(name, {})}
+    cells = " ".join(f"{t} {rows[t]['successes']}/{rows[t]['episodes']} (wrong {rows[t]['wrong_object']})"
+                     for t in ("reach", "press") if t in rows)
+    g = grounding.get(name, {})
     print(f"{name:12s} {cells}  grounding {g.get('accuracy', '-')} / {g.get('distinct', '-')}")
-json.dump(runs, open(os.path.join(out, "sweep.json"), "w"), indent=1)
+json.dump(summary, open(os.path.join(out, "sweep.json"), "w"), indent=1)
 EOF
 log "done"
 tar -C /tmp -czf "$OUT/evals.tar.gz" sweep_logs sweep_eval $(cd /tmp && ls -d sweep_runs/*.log sweep_runs/*/curves.* sweep_runs/*/train_config.yaml 2>/dev/null)

@@ -57,12 +57,11 @@ class RecorderNode(Node):
         0 says nothing publishes it (or discovery has not found it); >= 1 with no message says a
         publisher was seen but its data do not arrive (a QoS mismatch, or a writer not matched yet).
         Backs off (5, 10, 20 ... 60 s) so that topics nobody publishes in a setup do not spam the log."""
-        self._silence_timer.cancel()
+        self.destroy_timer(self._silence_timer)  # one-shot: the next report gets a longer period
         for topic in sorted(self.silent):
             self.get_logger().warning(f"no message yet on {topic} ({self.count_publishers(topic)} publishers seen)")
         if self.silent:
             self._silence_period_s = min(2.0 * self._silence_period_s, 60.0)
-            self.destroy_timer(self._silence_timer)
             self._silence_timer = self.create_timer(self._silence_period_s, self._report_silence)
 
     def _callback(self, topic: str):
