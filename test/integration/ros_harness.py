@@ -80,11 +80,19 @@ class Recorder:
 
 
 class TestClient:
-    """Publishes camera + joint states like a robot driver and records the policy's outputs."""
+    """Publishes camera + joint states like a robot driver and records the policy's outputs.
+
+    Each client has its own rclpy context, so its own DDS participant, made and destroyed with it.
+    Why: with one participant for the whole session, Fast DDS's shared-memory transport carried state
+    from earlier tests' killed or stopped node processes, and in 2 of 4 CI runs a later test's fresh
+    subscribers matched the client's 49 KB image writer but never received an image (the small joint
+    states still flowed); eProsima/Fast-DDS#5469 describes the same after a subscriber's kill -9."""
 
     def __init__(self, name: str = "uam_test_client") -> None:
-        self.node = Node(name)
-        self.executor = SingleThreadedExecutor()
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = Node(name, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.joint_pub = self.node.create_publisher(JointState, "joint_states", qos_profile_sensor_data)
         self.image_pub = self.node.create_publisher(Image, "camera/image_raw", qos_profile_sensor_data)
@@ -142,6 +150,8 @@ class TestClient:
     def close(self) -> None:
         self.executor.remove_node(self.node)
         self.node.destroy_node()
+        self.executor.shutdown()
+        self.context.try_shutdown()
 
 
 def ensure_rclpy() -> None:

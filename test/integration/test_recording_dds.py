@@ -155,7 +155,8 @@ def test_recorder_names_silent_topics_with_their_publisher_count_and_backs_off(t
     talking, silent = "/uam_test_recorder_talking", "/uam_test_recorder_silent"
     specs = [TopicSpec("talking", talking, String, QoSProfile(depth=10)),
              TopicSpec("silent", silent, String, QoSProfile(depth=10))]
-    node = RecorderNode(tmp_path / "silence.mcap", specs, {"recorder": "test"}, silence_report_s=0.2)
+    node = RecorderNode(tmp_path / "silence.mcap", specs, {"recorder": "test"}, silence_report_s=0.2,
+                        context=client.context)
     client.executor.add_node(node)
     publisher = client.node.create_publisher(String, talking, 10)
     try:

@@ -18,6 +18,7 @@ import sys
 from functools import partial
 from pathlib import Path
 
+from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 
@@ -39,8 +40,9 @@ SILENCE_REPORT_S = 5.0  # first "no message yet" report; then every 2x as long, 
 class RecorderNode(Node):
     def __init__(self, out: Path, topics: list[TopicSpec], metadata: dict[str, str], *, compression: str = "zstd",
                  chunk_size: int = DEFAULT_CHUNK_SIZE, flush_period_s: float = DEFAULT_FLUSH_PERIOD_S,
-                 name: str = "uam_record", silence_report_s: float = SILENCE_REPORT_S) -> None:
-        super().__init__(name)
+                 name: str = "uam_record", silence_report_s: float = SILENCE_REPORT_S,
+                 context: Context | None = None) -> None:
+        super().__init__(name, context=context)  # context: None is rclpy's default one
         self.recorder = Recorder(out, topics, metadata, clock_ns=lambda: self.get_clock().now().nanoseconds,
                                  compression=compression, chunk_size=chunk_size, flush_period_s=flush_period_s)
         self.silent: set[str] = {spec.topic for spec in topics}  # topics without a first message yet
