@@ -12,7 +12,9 @@
 # x100, goal pointer 5, word FiLM, 1800 steps, fresh weights), with SWEEP_RECOVERY recovery reach
 # episodes from the shipped model (experiment 13 ran 300 while C12 was shipped, and 2 steps per chunk;
 # `uam recipe --preset default` now is the "norm" variant without them). SWEEP_VARIANTS lists "name:set,set" entries, each set a `uam train --set` on top of it
-# ("base:" is the recipe itself). Needs python3 with torch (CUDA), numpy, pyyaml, safetensors, opencv,
+# ("base:" is the recipe itself; a variant may start from a carried ventral checkpoint, e.g.
+# 'vl01:init_from=runs/v3/checkpoint,lr_scale={"ventral":0.01}'). SWEEP_VL_EVAL: a folder of held-out VL
+# pairs; each run's VQA accuracy on them is evaluated first (retention = that / the ventral's own). Needs python3 with torch (CUDA), numpy, pyyaml, safetensors, opencv,
 # matplotlib; MuJoCo wheels in .whl/, EGL libraries as .deb in .gl/ (used only where the machine lacks
 # them), robosuite's Panda assets as $XFER/robosuite_panda.tar.xz. Every stage checks the clock
 # (SWEEP_BUDGET_S); a cut-off run still returns its checkpoints and the evaluation slices it finished.
@@ -33,6 +35,7 @@ EVAL_EPISODES="${SWEEP_EVAL:-100}"     # test layouts per task (seeds 100000..)
 REPLAN="${SWEEP_REPLAN:-8}"            # targets executed per chunk in the evaluation (the shipped model's horizon)
 SLICE="${SWEEP_SLICE:-20}"             # episodes per evaluation job: the unit a cut-off run keeps
 WORKERS="${SWEEP_WORKERS:-15}"
+VL_EVAL="${SWEEP_VL_EVAL:-}"           # held-out VL pairs: one VQA job per run (none: skip)
 DEVICE="${SWEEP_DEVICE:-cuda}"
 R=/tmp/sweep_runs E=/tmp/sweep_eval L=/tmp/sweep_logs D=/tmp/sweep_data/l${LAYOUTS}_r${RECOVERY}
 rm -rf "$R" "$E" "$L"  # runs and evaluations start clean; the data resume (a warm machine keeps /tmp)
@@ -110,6 +113,9 @@ done
 # --- evaluation: the grounding probe, then closed loop in slices of SLICE episodes, round robin -----------
 jobs_file=$E/jobs
 for name in "${RUNS[@]}"; do
+  [ -n "$VL_EVAL" ] && [ -f "$R/$name/checkpoint/model.safetensors" ] && echo "$name vqa vl 0 0" >> "$jobs_file"
+done
+for name in "${RUNS[@]}"; do
   [ -f "$R/$name/checkpoint/model.safetensors" ] && echo "$name grounding reach 100000 100" >> "$jobs_file"
 done
 for ((first = 0; first < EVAL_EPISODES; first += SLICE)); do
@@ -119,10 +125,11 @@ for ((first = 0; first < EVAL_EPISODES; first += SLICE)); do
     done
   done
 done
-export R E PY REPLAN
-run_job() {  # NAME MODE TASK SEED N (a grounding job: uam eval --grounding)
+export R E PY REPLAN VL_EVAL
+run_job() {  # NAME MODE TASK SEED N (a grounding job: uam eval --grounding; a vqa job: uam eval --vl)
   local mode=(--tasks "$3" --n-action-steps "$REPLAN")
   [ "$2" = grounding ] && mode=(--grounding)
+  [ "$2" = vqa ] && mode=(--vl "$VL_EVAL")
   "${UAM[@]}" eval --checkpoint "$R/$1/checkpoint" --split train --episodes "$5" --seed "$4" "${mode[@]}" \
     --quiet --json "$E/$1_$2_$3_$4.json.part" > /dev/null 2>> "$E/eval.log" && mv "$E/$1_$2_$3_$4.json.part" "$E/$1_$2_$3_$4.json"
 }
@@ -142,10 +149,13 @@ log "evaluation slices done: $(ls "$E" | grep -c '\.json$') of $(wc -l < "$jobs_
 import glob, json, os, sys
 from uam_ros.train.eval_report import task_rows
 out, evals = sys.argv[1:]
-runs, grounding = {}, {}
+runs, grounding, vqa = {}, {}, {}
 for path in sorted(glob.glob(os.path.join(evals, "*.json"))):
     name, mode, task, _ = os.path.basename(path)[: -len(".json")].rsplit("_", 3)
     data = json.load(open(path))
+    if mode == "vqa":
+        vqa[name] = {key: data["vqa"][key] for key in ("accuracy", "pairs")}
+        continue
     if mode == "grounding":
         grounding[name] = {key: data["grounding"][key] for key in ("accuracy", "distinct", "layouts")}
         continue
@@ -154,16 +164,18 @@ for path in sorted(glob.glob(os.path.join(evals, "*.json"))):
     for key in ("successes", "episodes", "episodes_detail"):
         cell[key] += result[key]
 summary = {}
-for name in sorted(set(runs) | set(grounding)):
+for name in sorted(set(runs) | set(grounding) | set(vqa)):
     tasks = runs.get(name, {})
     json.dump({"closed_loop": {"tasks": tasks}}, open(os.path.join(out, f"{name}.json"), "w"))
     rows = {row["task"]: row for row in task_rows({"tasks": tasks})}
     summary[name] = {**{t: {k: r[k] for k in ("successes", "episodes", "wrong_object", "near_miss")}
-                        for t, r in rows.items()}, "grounding": grounding.get(name, {})}
+                        for t, r in rows.items()}, "grounding": grounding.get(name, {}),
+                     "vqa": vqa.get(name, {})}
     cells = " ".join(f"{t} {rows[t]['successes']}/{rows[t]['episodes']} (wrong {rows[t]['wrong_object']})"
                      for t in ("reach", "press") if t in rows)
     g = grounding.get(name, {})
-    print(f"{name:12s} {cells}  grounding {g.get('accuracy', '-')} / {g.get('distinct', '-')}")
+    v = vqa.get(name, {})
+    print(f"{name:12s} {cells}  grounding {g.get('accuracy', '-')} / {g.get('distinct', '-')}  vqa {v.get('accuracy', '-')}")
 json.dump(summary, open(os.path.join(out, "sweep.json"), "w"), indent=1)
 EOF
 log "done"

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+FILM_SOURCES = ("features", "words", "dorsal_words")  # what the dorsal's language FiLM reads (film_source)
 
 @dataclass
 class UAMConfig:
@@ -75,7 +76,13 @@ class UAMConfig:
     """What the FiLM reads: "features" (the ventral LM's final text states) or "words" (the mean of the
     instruction's word embeddings). Why "words": in a small VLM trained from scratch the text states
     are dominated by what the text attends to in the image, and the words differ by ~1 % of their
-    norm; the embeddings of two words differ by their whole norm."""
+    norm; the embeddings of two words differ by their whole norm. "dorsal_words": the same mean over a
+    word table of the dorsal's own (vocab_size x d_model; copied from the ventral's word embeddings when
+    an action stage starts from a ventral checkpoint). Why: with a VL-pretrained ventral slowed down to
+    keep its VQA skill (TrainConfig.lr_scale), the ventral's embeddings -- tied to its text head --
+    barely move, and a FiLM reading them left the policy choosing the wrong object in half of its
+    episodes (experiment 14); a table the dorsal owns learns at the dorsal's rate and leaves the VLM's
+    words alone."""
     instruction_norm: bool = False
     """Normalise the instruction vector the FiLM reads to unit RMS per channel (layer norm, no affine).
     Why: the FiLM starts at zero, so its weight's first gradients are proportional to that vector,
@@ -137,8 +144,8 @@ class UAMConfig:
                 f"UAMConfig.future_frame_size={self.future_frame_size} must be future_latent_grid="
                 f"{self.future_latent_grid} times a power of 2"
             )
-        if self.film_source not in ("features", "words"):
-            raise ValueError(f"UAMConfig.film_source must be 'features' or 'words', got {self.film_source!r}")
+        if self.film_source not in FILM_SOURCES:
+            raise ValueError(f"UAMConfig.film_source must be one of {FILM_SOURCES}, got {self.film_source!r}")
         if self.film_source != "features" and not self.language_film:
             raise ValueError(f"UAMConfig.film_source={self.film_source!r} has no effect without language_film=True "
                              "(it picks what the language FiLM reads)")

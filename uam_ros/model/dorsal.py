@@ -94,6 +94,10 @@ class DorsalExpert(nn.Module):
         self.frame_encoder = FrameEncoder(config)
         self.decoder = FrameDecoder(config)
         self.film: nn.Linear | None = nn.Linear(d, 2 * d) if config.language_film else None
+        # The FiLM's own word table (UAMConfig.film_source "dorsal_words"), read by UAM.instruction_vector;
+        # its gradient is zero on the first step only (the FiLM starts at zero), then it learns.
+        self.word_embed: nn.Embedding | None = \
+            nn.Embedding(config.vocab_size, d) if config.film_source == "dorsal_words" else None
         init_weights(self, config.dorsal_layers)
         if self.film is not None:  # identity at the start: scale 1, shift 0
             nn.init.zeros_(self.film.weight)

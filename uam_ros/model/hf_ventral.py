@@ -350,9 +350,10 @@ def build_uam_with_hf_ventral(
     """
     from uam_ros.model.uam import build_model
 
-    if config.film_source == "words":  # UAMConfig only allows it with language_film
-        raise ValueError("UAMConfig.film_source 'words' reads the ventral's own word embeddings, which the "
-                         "transformers ventral does not expose: use film_source 'features' with it")
+    if config.film_source != "features":  # UAMConfig only allows the others with language_film
+        raise ValueError(f"UAMConfig.film_source {config.film_source!r} reads word ids of our own tokenizer "
+                         "(vocab_size), which the transformers ventral does not use: use film_source "
+                         "'features' with it")
     ventral = HFVentral(path, config.d_model, **ventral_kwargs)  # fail on a bad path before building the rest
     model = build_model(config, kind)
     model.ventral = ventral
