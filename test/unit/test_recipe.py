@@ -192,3 +192,21 @@ def test_default_preset_is_one_grounded_two_task_phase_without_plain_episodes():
     config = UAMConfig(**{**default.model, **phase.model})
     assert config.instruction_norm and config.language_film and config.film_source == "words"
     assert set(PRESETS["quick"].plain_tasks) == {"reach", "press"}
+
+
+def test_retention_preset_pretrains_the_ventral_then_slows_it_with_the_dorsal_reading_its_own_words():
+    """Experiment 14's recipe: VL pairs and held-out pairs (so the report has a retention figure), a
+    ventral phase whose fresh weights carry the dorsal's FiLM settings, then reach + press from it with
+    the ventral slowed, not frozen."""
+    from uam_ros.model.config import UAMConfig
+    from uam_ros.train.recipe import PRESETS
+
+    retention = PRESETS["retention"]
+    retention.check()
+    ventral, action = retention.phases
+    assert ventral.stage == "ventral" and action.stage == "action" and not action.from_scratch
+    assert retention.vl_pairs > 0 and retention.vl_eval_pairs > 0
+    assert 0 < action.lr_scale["ventral"] < 1 and set(action.lr_scale) == {"ventral"}
+    config = UAMConfig(**retention.model)
+    assert config.film_source == "dorsal_words" and config.instruction_norm and config.language_film
+    assert action.all_targets and set(action.tasks) == set(retention.all_targets) and retention.plain_tasks == ()
