@@ -185,22 +185,20 @@ def test_model_overrides_are_checked_against_the_init_checkpoint(tmp_path, data)
         build_stage(bad, load_robot_config(bad.robot), log=lambda m: None)
 
 
-def test_action_stage_from_a_ventral_checkpoint_seeds_the_dorsal_word_table(tmp_path, data):
-    """film_source "dorsal_words" from a ventral-pretrained checkpoint: the dorsal's FiLM word table
-    starts as the VLM's word embeddings (and says so); from an action checkpoint, whose dorsal already
-    has its own table, the table is loaded, not overwritten by the ventral's."""
+def test_action_stage_from_a_ventral_checkpoint_keeps_the_dorsal_word_table_its_own(tmp_path, data):
+    """film_source "dorsal_words" from a ventral-pretrained checkpoint: the ventral's weights are
+    loaded, the dorsal's FiLM word table is not the ventral's embeddings (the pretrained ventral's unused
+    words share one vector), and an action checkpoint carries the table it trained."""
     film = {"language_film": True, "film_source": "dorsal_words"}
     ventral = train(tiny_config(tmp_path / "v", data, stage="ventral", max_steps=1, data={"val_fraction": 0.3}),
                     quiet=True)
     words = load_checkpoint(ventral.checkpoint).model.ventral.tok_embed.weight
-    lines: list[str] = []
     cfg = tiny_config(tmp_path / "a", data, max_steps=1, init_from=str(ventral.checkpoint), model=film)
-    setup = build_stage(cfg, load_robot_config(cfg.robot), log=lines.append)
-    assert torch.equal(setup.model.dorsal.word_embed.weight, words)
-    assert any("copied from the pretrained ventral" in line for line in lines)
+    model = build_stage(cfg, load_robot_config(cfg.robot), log=lambda m: None).model
+    assert torch.equal(model.ventral.tok_embed.weight, words)
+    assert not torch.allclose(model.dorsal.word_embed.weight, words, atol=1e-3)
     action = train(cfg, quiet=True)
     trained = load_checkpoint(action.checkpoint).model
-    assert not torch.equal(trained.dorsal.word_embed.weight, trained.ventral.tok_embed.weight)  # apart now
     again = tiny_config(tmp_path / "b", data, max_steps=1, init_from=str(action.checkpoint))
-    resumed = build_stage(again, load_robot_config(again.robot), log=lines.append).model
+    resumed = build_stage(again, load_robot_config(again.robot), log=lambda m: None).model
     assert torch.equal(resumed.dorsal.word_embed.weight, trained.dorsal.word_embed.weight)

@@ -77,12 +77,12 @@ class UAMConfig:
     instruction's word embeddings). Why "words": in a small VLM trained from scratch the text states
     are dominated by what the text attends to in the image, and the words differ by ~1 % of their
     norm; the embeddings of two words differ by their whole norm. "dorsal_words": the same mean over a
-    word table of the dorsal's own (vocab_size x d_model; copied from the ventral's word embeddings when
-    an action stage starts from a ventral checkpoint). Why: with a VL-pretrained ventral slowed down to
-    keep its VQA skill (TrainConfig.lr_scale), the ventral's embeddings -- tied to its text head --
-    barely move, and a FiLM reading them left the policy choosing the wrong object in half of its
-    episodes (experiment 14); a table the dorsal owns learns at the dorsal's rate and leaves the VLM's
-    words alone."""
+    word table of the dorsal's own (vocab_size x d_model, freshly initialised). Why: with a
+    VL-pretrained ventral slowed down to keep its VQA skill (TrainConfig.lr_scale), the ventral's
+    embeddings -- tied to its text head -- barely move, and a FiLM reading them left the policy
+    choosing the wrong object in half of its episodes (experiment 14). Not a copy of the ventral's:
+    the tied head pushes every word its VL data never uses to one shared vector (press, reach, touch,
+    push: cosine 0.99-1.00 in the pretrained ventral), so a copy starts with the task verbs alike."""
     instruction_norm: bool = False
     """Normalise the instruction vector the FiLM reads to unit RMS per channel (layer norm, no affine).
     Why: the FiLM starts at zero, so its weight's first gradients are proportional to that vector,

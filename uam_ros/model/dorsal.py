@@ -96,6 +96,7 @@ class DorsalExpert(nn.Module):
         self.film: nn.Linear | None = nn.Linear(d, 2 * d) if config.language_film else None
         # The FiLM's own word table (UAMConfig.film_source "dorsal_words"), read by UAM.instruction_vector;
         # its gradient is zero on the first step only (the FiLM starts at zero), then it learns.
+        # Fresh, not the ventral's words (see UAMConfig.film_source).
         self.word_embed: nn.Embedding | None = \
             nn.Embedding(config.vocab_size, d) if config.film_source == "dorsal_words" else None
         init_weights(self, config.dorsal_layers)

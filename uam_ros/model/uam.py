@@ -91,18 +91,6 @@ class UAM(nn.Module):
         vector = (text * weight).sum(dim=1) / weight.sum(dim=1).clamp(min=1.0)
         return F.layer_norm(vector, vector.shape[-1:], eps=1e-6) if self.config.instruction_norm else vector
 
-    def seed_dorsal_words(self) -> bool:
-        """Copy the ventral's word embeddings into the dorsal's FiLM word table (film_source
-        "dorsal_words"); False where there is no such table or no ventral table to copy. Why: an action
-        stage that starts from a VL-pretrained ventral should start its instruction reading from the
-        VLM's words, not from noise; the copy then learns on its own, the ventral's stays the VLM's."""
-        table, words = self.dorsal.word_embed, getattr(self.ventral, "tok_embed", None)
-        if table is None or words is None or table.weight.shape != words.weight.shape:
-            return False
-        with torch.no_grad():
-            table.weight.copy_(words.weight)
-        return True
-
     def forward(self, image: Tensor, tokens: Tensor, state: Tensor, noise: Tensor) -> tuple[Tensor, Tensor]:
         dorsal_tokens, latents, _ = self._streams(image, tokens, state)
         cond, cond_mask = self.action_head.condition(dorsal_tokens, state)
@@ -151,18 +139,6 @@ class SingleStreamVLA(nn.Module):
     def _condition(self, image: Tensor, tokens: Tensor, state: Tensor) -> tuple[Tensor, Tensor | None]:
         features = self.ventral.features(image, tokens)
         return self.action_head.condition(features, state, self.ventral.feature_mask(tokens))
-
-    def seed_dorsal_words(self) -> bool:
-        """Copy the ventral's word embeddings into the dorsal's FiLM word table (film_source
-        "dorsal_words"); False where there is no such table or no ventral table to copy. Why: an action
-        stage that starts from a VL-pretrained ventral should start its instruction reading from the
-        VLM's words, not from noise; the copy then learns on its own, the ventral's stays the VLM's."""
-        table, words = self.dorsal.word_embed, getattr(self.ventral, "tok_embed", None)
-        if table is None or words is None or table.weight.shape != words.weight.shape:
-            return False
-        with torch.no_grad():
-            table.weight.copy_(words.weight)
-        return True
 
     def forward(self, image: Tensor, tokens: Tensor, state: Tensor, noise: Tensor) -> tuple[Tensor, Tensor]:
         cond, cond_mask = self._condition(image, tokens, state)

@@ -165,8 +165,8 @@ PRESETS = {
     ),
     # Experiment 14: the default recipe's action phase from a ventral pretrained here on VL pairs and
     # slowed to 0.003 of the learning rate (still trained: every weight changes), with the FiLM on a
-    # word table of the dorsal's own (seeded from the ventral's). VQA retention 103 % (H100, 3 seeds)
-    # at a price in success: 65 % (reach 78, press 52) against the default's 81-88 % -- not shipped.
+    # word table of the dorsal's own. VQA retention 103 % (H100, 3 seeds); success: see
+    # docs/training_notes.md experiment 14 (with that table copied from the ventral's words, 65 %).
     "retention": RecipePreset(
         "retention",
         episodes={"reach": 300, "press": 300},

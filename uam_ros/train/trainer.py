@@ -280,9 +280,6 @@ def build_stage(cfg: TrainConfig, robot: Any, log=print) -> StageSetup:
         torch.manual_seed(cfg.seed)
         model = build_model(config, cfg.kind)
     loaded = load_init_weights(model, init) if init is not None else []
-    if "ventral" in loaded and "dorsal" not in loaded and hasattr(model, "seed_dorsal_words") \
-            and model.seed_dorsal_words():
-        log("dorsal FiLM word table: copied from the pretrained ventral's word embeddings")
     trained_here = stage_modules(cfg.stage, model)
     if not trained_here:
         raise TrainError(f"a {cfg.kind} model has no '{cfg.stage}' part to train")
