@@ -4,7 +4,9 @@
 # there as long as the budget lasts, and return every checkpoint, so that what the budget did not
 # evaluate is evaluated here. Why: the seed decides more than any setting tried on the 2-core CPU
 # (docs/training_notes.md, experiments 12-13), and three seeds per setting cost it an hour each.
-# Experiment 6 ran its G2 predecessor (scripts/gpu_recipe_sweep.sh as of commit 9ded971).
+# Experiment 6 ran its G2 predecessor (scripts/gpu_recipe_sweep.sh as of commit 9ded971). Experiment 14
+# ran it with a carried ventral (carry runs/s23/v3/checkpoint and runs/s23/data/vl_eval):
+#   SWEEP_SEEDS="0 1" SWEEP_VL_EVAL=runs/s23/data/vl_eval SWEEP_VARIANTS='vl01:model.instruction_norm=true,init_from=runs/s23/v3/checkpoint,lr_scale={"ventral":0.01} ...'.
 #
 #   OUT=/tmp/sweep XFER=.xfer bash scripts/gpu_sweep.sh
 #

@@ -149,7 +149,7 @@ def test_from_scratch_phase_gets_its_model_and_the_previous_policys_recovery_dat
     preset = RecipePreset(
         "scratch_check", episodes={"reach": 2}, all_targets=("reach",), model=dict(quick.model),
         val_fraction=quick.val_fraction, collect_workers=1, eval_splits=("train",), eval_episodes=1,
-        phases=(Phase("reach", "action", 6, 1e-3, 1e-4, 1, 8, ("reach",)),
+        phases=(Phase("reach", "action", 6, 1e-3, 1e-4, 1, 8, ("reach",), seed=5),
                 Phase("goal", "action", 6, 1e-3, 1e-4, 1, 8, ("reach",), recovery_episodes=2, recovery_seed=2000,
                       handoff=(2, 4), policy_steps=2, from_scratch=True, all_targets=True, first_steps=1,
                       first_steps_repeat=3, model={"goal_pointer_weight": 1.0})), seed=3)
@@ -165,8 +165,8 @@ def test_from_scratch_phase_gets_its_model_and_the_previous_policys_recovery_dat
     trained = yaml.safe_load((work / "goal" / "action" / "train_config.yaml").read_text())["data"]
     assert trained["train"] == [str(work / "data" / "reach_all_targets"), str(work / "data" / "recovery_goal_reach")]
     assert (trained["first_steps"], trained["first_steps_repeat"]) == (1, 3)
-    for phase in ("reach", "goal"):  # the preset's seed reaches every training phase
-        assert yaml.safe_load((work / phase / "action" / "train_config.yaml").read_text())["seed"] == 3
+    for phase, seed in (("reach", 5), ("goal", 3)):  # the preset's seed, unless the phase names its own
+        assert yaml.safe_load((work / phase / "action" / "train_config.yaml").read_text())["seed"] == seed
     first_phase = yaml.safe_load((work / "reach" / "action" / "train_config.yaml").read_text())["data"]
     assert first_phase["train"] == [str(work / "data" / "reach")] and first_phase["first_steps"] == 0
     named = {e.info.seed for e in DatasetReader(work / "data" / "reach_all_targets").episodes()}
@@ -205,6 +205,7 @@ def test_retention_preset_pretrains_the_ventral_then_slows_it_with_the_dorsal_re
     retention.check()
     ventral, action = retention.phases
     assert ventral.stage == "ventral" and action.stage == "action" and not action.from_scratch
+    assert ventral.seed == 0 and action.seed is None  # `uam recipe --seed N` varies the action phase only
     assert retention.vl_pairs > 0 and retention.vl_eval_pairs > 0
     assert 0 < action.lr_scale["ventral"] < 1 and set(action.lr_scale) == {"ventral"}
     config = UAMConfig(**retention.model)

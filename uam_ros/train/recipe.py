@@ -73,6 +73,9 @@ class Phase:
     # instruction (experiment 8 of docs/training_notes.md); 0 leaves the sampling uniform.
     first_steps: int = 0
     first_steps_repeat: int = 1
+    # This phase's training seed instead of the preset's (`uam recipe --seed`): a VLM is pretrained
+    # once, and seeds vary the action training on top of the same one.
+    seed: int | None = None
 
 
 @dataclass
@@ -176,7 +179,7 @@ PRESETS = {
         model={**POINTER_MODEL, "goal_pointer_weight": 5.0, "language_film": True, "film_source": "dorsal_words",
                "instruction_norm": True},
         phases=(
-            Phase("ventral", "ventral", 1700, 1e-3, 1e-4, 100, 64),
+            Phase("ventral", "ventral", 1700, 1e-3, 1e-4, 100, 64, seed=0),
             Phase("reach_press", "action", 1800, 1e-3, 1e-4, 100, 32, ("reach", "press"), all_targets=True,
                   first_steps=1, first_steps_repeat=100, lr_scale={"ventral": 0.003}),
         ),
@@ -241,7 +244,8 @@ def run_recipe(preset: RecipePreset, work: Path, install: Path | None) -> dict[s
             [r for t in phase.tasks for r in recovery.get(t, [])]
         start = None if phase.from_scratch else init
         init = train_stage(
-            phase.stage, run_dir / phase.stage, run_dir, preset, data=sources, seed=preset.seed, init_from=start,
+            phase.stage, run_dir / phase.stage, run_dir, preset, data=sources,
+            seed=preset.seed if phase.seed is None else phase.seed, init_from=start,
             steps=phase.steps,
             overrides=[f"lr={phase.lr}", f"min_lr={phase.min_lr}", f"warmup_steps={phase.warmup_steps}",
                        f"batch_size={phase.batch_size}", f"data.val_fraction={preset.val_fraction}",
