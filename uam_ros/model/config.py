@@ -14,6 +14,7 @@ from typing import Any
 
 FILM_SOURCES = ("features", "words", "dorsal_words")  # what the dorsal's language FiLM reads (film_source)
 
+
 @dataclass
 class UAMConfig:
     # --- inputs -------------------------------------------------------------------------------
