@@ -130,8 +130,26 @@ def test_recommended_replan_steps_comes_from_the_checkpoint_meta(tmp_path):
         config_path.write_text(json.dumps(document))
         with pytest.raises(CheckpointError, match="replan_steps"):
             recommended_replan_steps(directory)
-    # The shipped default does best at 8 steps per chunk (training notes, experiment 13).
+    # The shipped default does best at 8 steps per chunk (training notes, experiments 13-14).
     default = models_dir() / "default" / "franka_panda"
     assert recommended_replan_steps(default) == 8
     assert (resolve_replan_steps(-1, default), resolve_replan_steps(0, default), resolve_replan_steps(5, default)) \
         == (8, 0, 5)
+
+
+def test_shipped_default_starts_from_the_shipped_ventral_and_trains_every_part():
+    """models/pretrained/franka_panda_ventral is the "before" of the default model's VQA retention
+    figure: the default's recorded init must be exactly those weights (a ventral-stage checkpoint),
+    and the default itself an action-stage UAM with every part trained and the ventral's vocabulary."""
+    from uam_ros.resources import models_dir
+
+    default = load_checkpoint(models_dir() / "default" / "franka_panda")
+    ventral = load_checkpoint(models_dir() / "pretrained" / "franka_panda_ventral")
+    assert ventral.meta["stage"] == "ventral" and ventral.meta["trained_modules"] == ["ventral"]
+    assert default.meta["init_from"]["weights_sha256"] == ventral.weights_sha256
+    assert default.meta["stage"] == "action" and default.kind == "uam"
+    assert default.meta["trained_modules"] == ["action_head", "dorsal", "ventral"]
+    assert default.processor.tokenizer.itos == ventral.processor.tokenizer.itos
+    moved = [name for name, tensor in ventral.model.ventral.state_dict().items()
+             if not torch.equal(tensor, default.model.ventral.state_dict()[name])]
+    assert moved  # slowed, not frozen
