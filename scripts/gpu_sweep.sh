@@ -13,7 +13,7 @@
 # The recipe is experiment 11b's (reach + press, each layout recorded once per named object, frame 0
 # x100, goal pointer 5, word FiLM, 1800 steps, fresh weights), with SWEEP_RECOVERY recovery reach
 # episodes from the shipped model (experiment 13 ran 300 while C12 was shipped, and 2 steps per chunk;
-# `uam recipe --preset default` now is the "norm" variant without them). SWEEP_VARIANTS lists "name:set,set" entries, each set a `uam train --set` on top of it
+# `uam recipe --preset no_vl` is the "norm" variant without them; the default preset starts from a VL-pretrained ventral, as experiment 14's variants do). SWEEP_VARIANTS lists "name:set,set" entries, each set a `uam train --set` on top of it
 # ("base:" is the recipe itself; a variant may start from a carried ventral checkpoint, e.g.
 # 'vl01:init_from=runs/v3/checkpoint,lr_scale={"ventral":0.01}'). SWEEP_VL_EVAL: a folder of held-out VL
 # pairs; each run's VQA accuracy on them is evaluated first (retention = that / the ventral's own). Needs python3 with torch (CUDA), numpy, pyyaml, safetensors, opencv,

@@ -83,10 +83,11 @@ class TestClient:
     """Publishes camera + joint states like a robot driver and records the policy's outputs.
 
     Each client has its own rclpy context, so its own DDS participant, made and destroyed with it.
-    Why: with one participant for the whole session, Fast DDS's shared-memory transport carried state
-    from earlier tests' killed or stopped node processes, and in 2 of 4 CI runs a later test's fresh
-    subscribers matched the client's 49 KB image writer but never received an image (the small joint
-    states still flowed); eProsima/Fast-DDS#5469 describes the same after a subscriber's kill -9."""
+    Why: with one participant for the whole session, in 2 of 4 CI runs a later test's fresh subscribers
+    matched the client's 49 KB image writer but never received an image (the small joint states still
+    flowed). Suspected: Fast DDS shared-memory state left by earlier tests' stopped or killed node
+    processes (eProsima/Fast-DDS#5469 describes the same after a subscriber's kill -9); not reproduced
+    in isolation, and no failure since the change."""
 
     def __init__(self, name: str = "uam_test_client") -> None:
         self.context = rclpy.Context()
