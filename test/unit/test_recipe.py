@@ -185,11 +185,11 @@ def test_no_vl_preset_is_one_grounded_two_task_phase_without_plain_episodes():
     from uam_ros.model.config import UAMConfig
     from uam_ros.train.recipe import PRESETS
 
-    default = PRESETS["no_vl"]
-    (phase,) = default.phases
-    assert set(phase.tasks) == set(default.tasks) == {"reach", "press"} and phase.all_targets
-    assert set(default.all_targets) == {"reach", "press"} and default.plain_tasks == ()
-    config = UAMConfig(**{**default.model, **phase.model})
+    no_vl = PRESETS["no_vl"]
+    (phase,) = no_vl.phases
+    assert set(phase.tasks) == set(no_vl.tasks) == {"reach", "press"} and phase.all_targets
+    assert set(no_vl.all_targets) == {"reach", "press"} and no_vl.plain_tasks == ()
+    config = UAMConfig(**{**no_vl.model, **phase.model})
     assert config.instruction_norm and config.language_film and config.film_source == "words"
     assert set(PRESETS["quick"].plain_tasks) == {"reach", "press"}
 
@@ -201,13 +201,13 @@ def test_default_preset_pretrains_the_ventral_then_slows_it_with_the_dorsal_read
     from uam_ros.model.config import UAMConfig
     from uam_ros.train.recipe import PRESETS
 
-    retention = PRESETS["default"]
-    retention.check()
-    ventral, action = retention.phases
+    default = PRESETS["default"]
+    default.check()
+    ventral, action = default.phases
     assert ventral.stage == "ventral" and action.stage == "action" and not action.from_scratch
-    assert ventral.seed == 0 and action.seed is None and retention.seed == 1  # --seed N: the action phase only
-    assert retention.vl_pairs > 0 and retention.vl_eval_pairs > 0
+    assert ventral.seed == 0 and action.seed is None and default.seed == 1  # --seed N: the action phase only
+    assert default.vl_pairs > 0 and default.vl_eval_pairs > 0
     assert 0 < action.lr_scale["ventral"] < 1 and set(action.lr_scale) == {"ventral"}
-    config = UAMConfig(**retention.model)
+    config = UAMConfig(**default.model)
     assert config.film_source == "dorsal_words" and config.instruction_norm and config.language_film
-    assert action.all_targets and set(action.tasks) == set(retention.all_targets) and retention.plain_tasks == ()
+    assert action.all_targets and set(action.tasks) == set(default.all_targets) and default.plain_tasks == ()
