@@ -7,15 +7,22 @@ end-to-end action training, UAM vs the single-stream baseline, and what each buy
 One command runs every stage through the package's own pipeline (the functions behind `uam collect`,
 `uam train` and `uam eval`, called in this process so torch and MuJoCo load once):
 
-1. data (runs/study/<preset>/data/): train-split expert episodes (`uam collect --split train`),
-   vision-language pairs for ventral pretraining, and a separate *held-out* VL set (other scenes:
-   another seed) on which VQA/caption accuracy is measured.
-2. one ventral VLM (`uam train --stage ventral`), shared by every model and seed: "the same
-   pretrained ventral VLM". Its VQA/caption accuracy on the held-out VL set is "before".
+The full preset is `uam recipe`'s default preset (the shipped model's recipe): its data, its ventral
+phase and its action phase, for both kinds, at seeds 0, 1, 2 -- so its UAM runs are what the recipe
+ships (at seed 1, exactly the recipe's action run), and the baseline gets the same phases.
+
+1. data (runs/study/<preset>/data/, laid out as `uam recipe` lays it out): train-split expert
+   episodes per task (`uam collect --split train`, each layout once per object named where the
+   recipe does so), vision-language pairs for ventral pretraining, and a separate *held-out* VL set
+   (other scenes: another seed) on which VQA/caption accuracy is measured.
+2. one ventral VLM (`uam train --stage ventral`, the recipe's ventral phase), shared by every model
+   and seed: "the same pretrained ventral VLM". Its VQA/caption accuracy on the held-out VL set is
+   "before".
 3. per seed N (runs/study/<preset>/<kind>/seed<N>/):
-   uam:           dorsal pretraining (init from the ventral) -> action stage (init from the dorsal)
-   single_stream: action stage with --kind single_stream (init from the ventral)
-   Both action stages see the same data, batch size and number of steps (the step budget).
+   uam:           [dorsal pretraining (quick preset only: the recipe has none)] -> action phase
+   single_stream: the action phase with --kind single_stream (init from the ventral)
+   Both action stages see the same data, batch size, number of steps and learning rates (the
+   ventral slowed alike, pi0-style: lr_scale).
 4. per run: VQA/caption accuracy of the action checkpoint's ventral stream ("after"), retention =
    after / before, and closed-loop success per task on the train split and on each held-out
    sub-split (uam_ros.sim.tasks: heldout_combo, heldout_shape, heldout_paraphrase,
@@ -59,6 +66,8 @@ from uam_ros.train.pipeline import (  # noqa: E402
     vqa,
     write_json,
 )
+from uam_ros.train.recipe import PRESETS as RECIPES  # noqa: E402
+from uam_ros.train.recipe import Phase, RecipePreset, expert_data, phase_overrides  # noqa: E402
 
 KINDS = ("uam", "single_stream")
 EVAL_SPLITS = ("train", "heldout_combo", "heldout_shape", "heldout_paraphrase", "heldout_position")
@@ -66,45 +75,80 @@ EVAL_SPLITS = ("train", "heldout_combo", "heldout_shape", "heldout_paraphrase", 
 
 @dataclass
 class Preset:
-    """Everything that sets the study's size. Model sizes are fixed at the ventral stage (model.*)."""
+    """Everything that sets the study's size. Training follows recipe Phases (uam_ros.train.recipe), so
+    the full study trains exactly what `uam recipe` ships; model sizes are fixed at the ventral phase."""
 
     name: str
+    ventral: Phase  # trained once (its own seed), shared by every model and seed
+    action: Phase  # the step budget, the same for both kinds; its tasks are the study's
+    dorsal: Phase | None = None  # UAM only: dorsal pretraining before the action phase (None: none)
     robot: str = "franka_panda"
-    tasks: tuple[str, ...] = ("reach", "press", "pick")
     seeds: tuple[int, ...] = (0, 1, 2)
-    episodes: int = 300  # expert episodes per task (train split)
+    episodes: int = 300  # expert episodes per task (train split, seeds 0..n-1)
     vl_pairs: int = 6000  # ventral pretraining pairs
     vl_eval_pairs: int = 600  # held-out VL set
     vl_eval_seed: int = 90_000  # collect seed of the held-out VL scenes (training VL uses 0)
-    # Steps per stage; 0: the stage config's epochs. The action budget is the same for every model
-    # either way (same data, batch size and epochs give the same number of steps).
-    ventral_steps: int = 0
-    dorsal_steps: int = 0
-    action_steps: int = 0
-    batch_size: int | None = None  # None: the stage config's
-    warmup_steps: int | None = None
-    model: dict[str, Any] = field(default_factory=dict)
-    eval_splits: tuple[str, ...] = EVAL_SPLITS + ("heldout",)
+    model: dict[str, Any] = field(default_factory=dict)  # UAMConfig overrides at the ventral phase
+    val_fraction: float = 0.05
+    eval_splits: tuple[str, ...] = EVAL_SPLITS
     eval_episodes: int = 20  # per task and split
     max_vqa_pairs: int = 600
     collect_workers: int = 1
     threads: int = 1  # torch CPU threads (training and evaluation)
     device: str = "cpu"  # training device; closed-loop evaluation runs on the CPU
+    batch_size: int | None = None  # per phase instead (pipeline.train_stage reads these two fields)
+    warmup_steps: int | None = None
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return self.action.tasks
+
+    def data_dirs(self, data: Path) -> list[Path]:
+        """The action data, laid out as `uam recipe` lays it out (so one collection serves both)."""
+        return [expert_data(data, task, self.action.all_targets) for task in self.tasks]
+
+
+def shipped_recipe(name: str, recipe: RecipePreset) -> Preset:
+    """The study on a `uam recipe` preset's data, ventral phase and action phase: what that recipe
+    ships is the UAM arm of the comparison (at the study's seeds), and the baseline gets the very same
+    phases. Refuses a recipe the study cannot mirror, rather than running something else."""
+    stages = [phase.stage for phase in recipe.phases]
+    if stages != ["ventral", "action"] or any(p.recovery_episodes or p.from_scratch for p in recipe.phases):
+        raise ValueError(f"recipe {recipe.name!r}: the study mirrors one ventral phase then one action phase "
+                         f"(no recovery data, nothing from scratch), got {stages}")
+    ventral, action = recipe.phases
+    episodes = {recipe.episodes[task] for task in action.tasks}
+    if len(episodes) != 1 or (action.all_targets and set(action.tasks) - set(recipe.all_targets)):
+        raise ValueError(f"recipe {recipe.name!r}: the study needs the same episode count for every task "
+                         "and the action phase's data collected as it trains on it")
+    return Preset(
+        name, ventral=ventral, action=replace(action, seed=None), robot=recipe.robot, episodes=episodes.pop(),
+        vl_pairs=recipe.vl_pairs, vl_eval_pairs=recipe.vl_eval_pairs,
+        vl_eval_seed=recipe.vl_eval_seed, model=dict(recipe.model), val_fraction=recipe.val_fraction,
+        collect_workers=recipe.collect_workers, threads=recipe.threads, device=recipe.device,
+        eval_episodes=50)
 
 
 PRESETS = {
-    # The current config/train/*.yaml recipe (epochs, batch size, lr, model) on 300 expert episodes per
-    # task. Not run yet: issue #6 is still settling the recipe that makes a policy succeed at all;
-    # align this preset with it (data size, steps, model) before running the study for real.
-    "full": Preset("full"),
+    # `uam recipe`'s default preset (the shipped model's recipe, experiment 14): its data, its ventral
+    # phase, its action phase for both kinds at seeds 0, 1, 2 (the shipped model is action seed 1) and
+    # no dorsal pretraining, as the recipe has none (its action phase trains the dorsal's dynamics
+    # objective end to end). 50 episodes per task on each of the five splits.
+    "full": shipped_recipe("full", RECIPES["default"]),
     # A smoke run of the whole pipeline: tiny data, a small model, a few steps, three seeds, so that
-    # every number and plot is produced end to end. Its success rates are ~0 by construction.
+    # every number and plot is produced end to end -- the dorsal pretraining stage included, and the
+    # full study's all-targets data, slowed ventral and first-frame oversampling. Its success rates are
+    # ~0 by construction.
     "quick": Preset(
-        "quick", tasks=("reach", "press"), episodes=8, vl_pairs=960, vl_eval_pairs=192,
-        ventral_steps=300, dorsal_steps=40, action_steps=120, batch_size=16, warmup_steps=20,
+        "quick",
+        ventral=Phase("ventral", "ventral", 300, 1e-3, 1e-4, 20, 16, seed=0),
+        dorsal=Phase("dorsal", "dorsal", 40, 1e-3, 1e-4, 20, 16),
+        action=Phase("action", "action", 120, 1e-3, 1e-4, 20, 16, ("reach", "press"), all_targets=True,
+                     first_steps=1, first_steps_repeat=4, lr_scale={"ventral": 0.003}),
+        episodes=4, vl_pairs=960, vl_eval_pairs=192,
         model={"image_size": 64, "patch_size": 8, "d_model": 64, "n_heads": 4, "mlp_ratio": 2,
-               "chunk_size": 8},
-        eval_splits=EVAL_SPLITS, eval_episodes=2, max_vqa_pairs=192,
+               "chunk_size": 8, "language_film": True, "film_source": "dorsal_words", "instruction_norm": True},
+        val_fraction=0.2, eval_episodes=2, max_vqa_pairs=192,
     ),
 }
 
@@ -146,16 +190,19 @@ def run_study(preset: Preset, root: Path) -> dict[str, Any]:
     check_same_preset(preset, root)
     data = root / "data"
     timings: dict[str, Any] = {}
-    collect(data / "train", preset, tasks=list(preset.tasks), episodes=preset.episodes, vl_pairs=0, seed=0,
-            timings=timings, name="collect_episodes")
+    for task, out in zip(preset.tasks, preset.data_dirs(data)):
+        collect(out, preset, tasks=[task], episodes=preset.episodes, vl_pairs=0, seed=0, timings=timings,
+                all_targets=preset.action.all_targets, name=f"collect_{out.name}")
     collect(data / "vl", preset, tasks=[], episodes=0, vl_pairs=preset.vl_pairs, seed=0,
             timings=timings, name="collect_vl")
     collect(data / "vl_eval", preset, tasks=[], episodes=0, vl_pairs=preset.vl_eval_pairs,
             seed=preset.vl_eval_seed, timings=timings, name="collect_vl_eval")
 
-    ventral_dir = root / "ventral"
-    ventral = train_stage("ventral", ventral_dir / "ventral", ventral_dir, preset, data=data / "vl", seed=0,
-                          steps=preset.ventral_steps)
+    # The same folders as `uam recipe` (<work>/ventral/ventral/checkpoint), for the same reason as the data.
+    ventral_dir = root / preset.ventral.name
+    ventral = train_stage("ventral", ventral_dir / "ventral", ventral_dir, preset, data=data / "vl",
+                          seed=preset.ventral.seed or 0, steps=preset.ventral.steps,
+                          overrides=phase_overrides(preset.ventral, preset.val_fraction, None))
     timings["ventral"] = timing(ventral_dir, "ventral")
     before = vqa(ventral, ventral_dir / "eval" / "vqa.json", data / "vl_eval", preset)
 
@@ -164,11 +211,13 @@ def run_study(preset: Preset, root: Path) -> dict[str, Any]:
         for kind in KINDS:
             run_dir = root / kind / f"seed{seed}"
             init = ventral
-            if kind == "uam":
-                init = train_stage("dorsal", run_dir / "dorsal", run_dir, preset, data=data / "train", seed=seed,
-                                   init_from=ventral, steps=preset.dorsal_steps)
-            action = train_stage("action", run_dir / "action", run_dir, preset, data=data / "train", seed=seed,
-                                 init_from=init, kind=kind, steps=preset.action_steps)
+            if kind == "uam" and preset.dorsal is not None:
+                init = train_stage("dorsal", run_dir / "dorsal", run_dir, preset, data=preset.data_dirs(data),
+                                   seed=seed, init_from=ventral, steps=preset.dorsal.steps,
+                                   overrides=phase_overrides(preset.dorsal, preset.val_fraction, ventral))
+            action = train_stage("action", run_dir / "action", run_dir, preset, data=preset.data_dirs(data),
+                                 seed=seed, init_from=init, kind=kind, steps=preset.action.steps,
+                                 overrides=phase_overrides(preset.action, preset.val_fraction, init))
             after = vqa(action, run_dir / "eval" / "vqa.json", data / "vl_eval", preset)
             success = {}
             eval_wall = after.get("wall_s", 0.0)
@@ -224,7 +273,7 @@ def run_study(preset: Preset, root: Path) -> dict[str, Any]:
     write_json(invocations_file, invocations)
     return {
         "study": "embodiment tax (issue #9)",
-        "preset": asdict(preset),
+        "preset": {**asdict(preset), "tasks": list(preset.tasks)},
         "command": "nice -n 10 .venv/bin/python benchmarks/embodiment_tax.py" + (
             " --quick" if preset.name == "quick" else f" --preset {preset.name}"),
         "finished": timestamp(),
@@ -356,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.eval_episodes:
         preset = replace(preset, eval_episodes=args.eval_episodes)
     if args.action_steps:
-        preset = replace(preset, action_steps=args.action_steps)
+        preset = replace(preset, action=replace(preset.action, steps=args.action_steps))
     if args.collect_workers:
         preset = replace(preset, collect_workers=args.collect_workers)
     if args.device:

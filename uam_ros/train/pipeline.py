@@ -121,17 +121,11 @@ def collect(out: Path, settings: Any, *, tasks: list[str], episodes: int, vl_pai
     log(f"collect {name}: {timer.wall_s:.0f} s")
 
 
-def train_stage(stage: str, out_dir: Path, run_dir: Path, settings: Any, *, data: Path | list[Path], seed: int,
-                init_from: Path | None = None, kind: str = "uam", steps: int = 0,
-                overrides: list[str] | tuple[str, ...] = ()) -> Path:
-    """`uam train --stage STAGE` with the settings' overrides (+ `--set` overrides); skipped when
-    out_dir/checkpoint exists. Model overrides go to the first stage (no init_from): later stages
-    inherit the network from their init checkpoint."""
-    from uam_ros.train import trainer
-
-    checkpoint = out_dir / trainer.FINAL
-    if (checkpoint / "config.json").is_file():
-        return checkpoint
+def train_argv(stage: str, out_dir: Path, settings: Any, *, data: Path | list[Path], seed: int,
+               init_from: Path | None = None, kind: str = "uam", steps: int = 0,
+               overrides: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The `uam train` command line of one stage run (train_stage's; tests parse it with the trainer's own
+    parser to check what a run is given)."""
     argv = ["--stage", stage, "--config", str(CONFIG_DIR / f"{stage}.yaml"), "--kind", kind,
             "--out-dir", str(out_dir), "--seed", str(seed),
             "--set", f"data.train=[{','.join(map(str, data if isinstance(data, list) else [data]))}]",
@@ -148,6 +142,22 @@ def train_stage(stage: str, out_dir: Path, run_dir: Path, settings: Any, *, data
         argv += [f"--set=model.{k}={v}" for k, v in settings.model.items()]
     for override in overrides:
         argv += ["--set", override]
+    return argv
+
+
+def train_stage(stage: str, out_dir: Path, run_dir: Path, settings: Any, *, data: Path | list[Path], seed: int,
+                init_from: Path | None = None, kind: str = "uam", steps: int = 0,
+                overrides: list[str] | tuple[str, ...] = ()) -> Path:
+    """`uam train --stage STAGE` with the settings' overrides (+ `--set` overrides); skipped when
+    out_dir/checkpoint exists. Model overrides go to the first stage (no init_from): later stages
+    inherit the network from their init checkpoint."""
+    from uam_ros.train import trainer
+
+    checkpoint = out_dir / trainer.FINAL
+    if (checkpoint / "config.json").is_file():
+        return checkpoint
+    argv = train_argv(stage, out_dir, settings, data=data, seed=seed, init_from=init_from, kind=kind, steps=steps,
+                      overrides=overrides)
     parser = argparse.ArgumentParser()
     trainer.add_arguments(parser)
     cfg = trainer.config_from_args(parser.parse_args(argv))

@@ -207,6 +207,18 @@ def expert_data(data: Path, task: str, all_targets: bool) -> Path:
     return data / (f"{task}_all_targets" if all_targets else task)
 
 
+def phase_overrides(phase: Phase, val_fraction: float, init_from: Path | None) -> list[str]:
+    """The `uam train --set` overrides that make one training run follow a phase (the recipe's, and the
+    embodiment-tax study's runs of the same phases)."""
+    return [f"lr={phase.lr}", f"min_lr={phase.min_lr}", f"warmup_steps={phase.warmup_steps}",
+            f"batch_size={phase.batch_size}", f"data.val_fraction={val_fraction}",
+            "init_from=" + (str(init_from) if init_from else "''"),
+            *([f"lr_scale={json.dumps(phase.lr_scale)}"] if phase.lr_scale else []),
+            *([f"data.first_steps={phase.first_steps}",
+               f"data.first_steps_repeat={phase.first_steps_repeat}"] if phase.first_steps else []),
+            *[f"model.{k}={v}" for k, v in phase.model.items()]]
+
+
 def run_recipe(preset: RecipePreset, work: Path, install: Path | None) -> dict[str, Any]:
     os.environ.setdefault("MUJOCO_GL", "egl")
     import torch
@@ -249,14 +261,7 @@ def run_recipe(preset: RecipePreset, work: Path, install: Path | None) -> dict[s
         init = train_stage(
             phase.stage, run_dir / phase.stage, run_dir, preset, data=sources,
             seed=preset.seed if phase.seed is None else phase.seed, init_from=start,
-            steps=phase.steps,
-            overrides=[f"lr={phase.lr}", f"min_lr={phase.min_lr}", f"warmup_steps={phase.warmup_steps}",
-                       f"batch_size={phase.batch_size}", f"data.val_fraction={preset.val_fraction}",
-                       "init_from=" + (str(start) if start else "''"),
-                       *([f"lr_scale={json.dumps(phase.lr_scale)}"] if phase.lr_scale else []),
-                       *([f"data.first_steps={phase.first_steps}",
-                          f"data.first_steps_repeat={phase.first_steps_repeat}"] if phase.first_steps else []),
-                       *[f"model.{k}={v}" for k, v in phase.model.items()]])
+            steps=phase.steps, overrides=phase_overrides(phase, preset.val_fraction, start))
         timings[phase.name] = json.loads((run_dir / "timing.json").read_text()).get(phase.stage, {})
         if phase.stage == "ventral":
             last_ventral = init
