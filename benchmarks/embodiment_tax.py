@@ -182,7 +182,6 @@ def check_same_preset(preset: Preset, root: Path) -> None:
 
 
 def run_study(preset: Preset, root: Path) -> dict[str, Any]:
-    os.environ.setdefault("MUJOCO_GL", "egl")
     import torch
 
     torch.set_num_threads(preset.threads)

@@ -13,7 +13,6 @@ where it stopped and parallel workers never collide. The dataset's robot is ``sa
 from __future__ import annotations
 
 import multiprocessing
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -140,7 +139,6 @@ def collect(tasks: Sequence[str] | None, episodes: int, out: str | Path, *, seed
             camera: str = DEFAULT_CAMERA, image_size: tuple[int, int] | None = None, workers: int = 1,
             progress: bool = True) -> dict[str, Any]:
     """Record episodes seed..seed+episodes-1 of every task into ``out``; returns a summary dict."""
-    os.environ.setdefault("MUJOCO_GL", "egl")
     names = resolve_tasks(list(tasks) if tasks else None)
     robot_cfg = load_robot_config(robot)
     size = image_size or (robot_cfg.camera.height, robot_cfg.camera.width)

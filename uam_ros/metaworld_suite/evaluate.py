@@ -81,7 +81,6 @@ def evaluate(model: str = EXPERT, tasks: Sequence[str] | None = None, episodes: 
     """Success per task of ``model`` on episodes seed..seed+episodes-1 (see the module docstring)."""
     from uam_ros.runtime.factory import create_policy
 
-    os.environ.setdefault("MUJOCO_GL", "egl")
     names = resolve_tasks(list(tasks) if tasks else None)
     robot_cfg = load_robot_config(robot)
     trained_camera, trained_size = checkpoint_camera(model) if model != EXPERT else (None, None)

@@ -15,7 +15,6 @@ becomes a hand target by forward kinematics and then a mocap delta by the HandTr
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
@@ -50,7 +49,6 @@ class MetaWorldScene:
 
     def __init__(self, task: str, robot: RobotConfig | str = "sawyer", *, camera: str = DEFAULT_CAMERA,
                  image_size: tuple[int, int] | None = None) -> None:
-        os.environ.setdefault("MUJOCO_GL", "egl")
         self.task = env_name(task)
         self.robot = robot if isinstance(robot, RobotConfig) else load_robot_config(robot)
         self.env = env_class(self.task)()

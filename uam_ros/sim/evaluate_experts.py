@@ -10,7 +10,6 @@ test: a full run takes a while; ``--splits train,heldout`` runs the two main spl
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
@@ -28,7 +27,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed-start", type=int, default=1000, help="first seed")
     parser.add_argument("--min-rate", type=float, default=0.9, help="exit 1 if any row is below this rate")
     args = parser.parse_args(argv)
-    os.environ.setdefault("MUJOCO_GL", "egl")
 
     seeds = range(args.seed_start, args.seed_start + args.seeds)
     print("| robot | task | split | success | rate | failed seeds | mean steps | time [s] |")

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import math
 import multiprocessing
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -520,7 +519,6 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def _pool(workers: int):
     # spawn, not fork: MuJoCo/EGL contexts and torch threads must not be inherited half-initialised.
-    os.environ.setdefault("MUJOCO_GL", "egl")
     return multiprocessing.get_context("spawn").Pool(workers)
 
 
@@ -538,7 +536,6 @@ def run(args: argparse.Namespace) -> int:
     from uam_ros.control.robot_config import load_robot_config
 
     _check_args(args)
-    os.environ.setdefault("MUJOCO_GL", "egl")
     robot = load_robot_config(args.robot)
     if robot.gripper is None:
         raise SystemExit(f"uam collect: robot {robot.name!r} has no gripper; the scripted experts need one")

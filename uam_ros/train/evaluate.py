@@ -137,7 +137,6 @@ def closed_loop_success(
     from uam_ros.train.collect import show_episode
     from uam_ros.train.sim_policy import SimPolicy
 
-    os.environ.setdefault("MUJOCO_GL", "egl")
     if threads:
         torch.set_num_threads(threads)
     policy = SimPolicy(checkpoint, robot, n_action_steps=n_action_steps, camera=camera, device=device, noise=noise,

@@ -18,7 +18,6 @@ forward kinematics of its last target). Reported:
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -67,7 +66,6 @@ def grounding_probe(checkpoint: str | Path, episodes: int = 100, *, task: str = 
     from uam_ros.train.collect import show_episode
     from uam_ros.train.sim_policy import SimPolicy
 
-    os.environ.setdefault("MUJOCO_GL", "egl")
     if threads:
         torch.set_num_threads(threads)
     policy = SimPolicy(checkpoint, device=device)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import shutil
 import sys
 import time
@@ -220,7 +219,6 @@ def phase_overrides(phase: Phase, val_fraction: float, init_from: Path | None) -
 
 
 def run_recipe(preset: RecipePreset, work: Path, install: Path | None) -> dict[str, Any]:
-    os.environ.setdefault("MUJOCO_GL", "egl")
     import torch
 
     preset.check()
