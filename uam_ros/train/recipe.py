@@ -396,7 +396,9 @@ def model_card(report: dict[str, Any], target: Path) -> str:
         if phase.get("first_steps"):
             source += f"; first {phase['first_steps']} frame(s) x{phase['first_steps_repeat']}"
         lines.append(f"| {phase['name']} | {phase['stage']} | {source} | {phase['steps']} | {phase['batch_size']} | "
-                     f"{phase['lr']:g} -> {phase['min_lr']:g} | {t.get('wall_s', float('nan')) / 60:.1f} min | "
+                     f"{phase['lr']:g} -> {phase['min_lr']:g}"
+                     + "".join(f"; {part} x{scale:g}" for part, scale in (phase.get("lr_scale") or {}).items())
+                     + f" | {t.get('wall_s', float('nan')) / 60:.1f} min | "
                      f"{t.get('samples_per_s', float('nan')):.1f} |")
     lines += [
         "",
