@@ -67,7 +67,13 @@ from uam_ros.train.pipeline import (  # noqa: E402
     write_json,
 )
 from uam_ros.train.recipe import PRESETS as RECIPES  # noqa: E402
-from uam_ros.train.recipe import Phase, RecipePreset, expert_data, phase_overrides  # noqa: E402
+from uam_ros.train.recipe import (  # noqa: E402
+    Phase,
+    RecipePreset,
+    collect_expert_data,
+    expert_data,
+    phase_overrides,
+)
 
 KINDS = ("uam", "single_stream")
 EVAL_SPLITS = ("train", "heldout_combo", "heldout_shape", "heldout_paraphrase", "heldout_position")
@@ -192,9 +198,8 @@ def run_study(preset: Preset, root: Path) -> dict[str, Any]:
     check_same_preset(preset, root)
     data = root / "data"
     timings: dict[str, Any] = {}
-    for task, out in zip(preset.tasks, preset.data_dirs(data)):
-        collect(out, preset, tasks=[task], episodes=preset.episodes, vl_pairs=0, seed=0, timings=timings,
-                all_targets=preset.action.all_targets, name=f"collect_{out.name}")
+    for task in preset.tasks:
+        collect_expert_data(data, preset, task, preset.episodes, preset.action.all_targets, timings)
     collect(data / "vl", preset, tasks=[], episodes=0, vl_pairs=preset.vl_pairs, seed=0,
             timings=timings, name="collect_vl")
     collect(data / "vl_eval", preset, tasks=[], episodes=0, vl_pairs=preset.vl_eval_pairs,

@@ -206,6 +206,17 @@ def expert_data(data: Path, task: str, all_targets: bool) -> Path:
     return data / (f"{task}_all_targets" if all_targets else task)
 
 
+def collect_expert_data(data: Path, settings: Any, task: str, episodes: int, all_targets: bool,
+                        timings: dict[str, Any]) -> Path:
+    """`uam collect` of one task's train-split expert episodes (seeds 0..episodes-1) into expert_data's
+    folder; the recipe and the embodiment-tax study both collect through here, so one collection
+    serves both."""
+    out = expert_data(data, task, all_targets)
+    collect(out, settings, tasks=[task], episodes=episodes, vl_pairs=0, seed=0, timings=timings,
+            name=f"collect_{out.name}", all_targets=all_targets)
+    return out
+
+
 def phase_overrides(phase: Phase, val_fraction: float, init_from: Path | None) -> list[str]:
     """The `uam train --set` overrides that make one training run follow a phase (the recipe's, and the
     embodiment-tax study's runs of the same phases)."""
@@ -229,11 +240,9 @@ def run_recipe(preset: RecipePreset, work: Path, install: Path | None) -> dict[s
     timings: dict[str, Any] = {}
     data = work / "data"
     for task in preset.plain_tasks:
-        collect(expert_data(data, task, all_targets=False), preset, tasks=[task], episodes=preset.episodes[task],
-                vl_pairs=0, seed=0, timings=timings, name=f"collect_{task}")
+        collect_expert_data(data, preset, task, preset.episodes[task], all_targets=False, timings=timings)
     for task in preset.all_targets:
-        collect(expert_data(data, task, all_targets=True), preset, tasks=[task], episodes=preset.episodes[task],
-                vl_pairs=0, seed=0, timings=timings, name=f"collect_{task}_all_targets", all_targets=True)
+        collect_expert_data(data, preset, task, preset.episodes[task], all_targets=True, timings=timings)
     if preset.vl_pairs:
         collect(data / "vl", preset, tasks=[], episodes=0, vl_pairs=preset.vl_pairs, seed=0,
                 timings=timings, name="collect_vl")
