@@ -202,3 +202,25 @@ def test_action_stage_from_a_ventral_checkpoint_keeps_the_dorsal_word_table_its_
     again = tiny_config(tmp_path / "b", data, max_steps=1, init_from=str(action.checkpoint))
     resumed = build_stage(again, load_robot_config(again.robot), log=lambda m: None).model
     assert torch.equal(resumed.dorsal.word_embed.weight, trained.dorsal.word_embed.weight)
+
+
+def test_a_ventral_only_vlm_starts_another_robots_policy_but_an_action_checkpoint_does_not(tmp_path, data):
+    """The ventral VLM never sees a joint, so one pretrained on the UR5e's layout (7 joints + gripper)
+    starts a Panda policy (8) with the ventral's weights; a checkpoint that trained the action layout
+    is refused for another robot (its state/action normalisation belongs to its joints)."""
+    ventral = train(tiny_config(tmp_path / "v", data, stage="ventral", robot="ur5e", max_steps=1,
+                                data={"val_fraction": 0.3}), quiet=True)
+    assert len(load_checkpoint(ventral.checkpoint).meta["joint_names"]) == 7
+    words = load_checkpoint(ventral.checkpoint).model.ventral.tok_embed.weight
+    notes: list[str] = []
+    cfg = tiny_config(tmp_path / "a", data, max_steps=1, init_from=str(ventral.checkpoint))
+    setup = build_stage(cfg, load_robot_config(cfg.robot), log=notes.append)
+    assert torch.equal(setup.model.ventral.tok_embed.weight, words)
+    assert setup.config.action_dim == setup.config.state_dim == 8
+    assert any("trained no action layout" in n for n in notes), notes
+    action = train(cfg, quiet=True)
+    assert load_checkpoint(action.checkpoint).meta["joint_names"] == load_robot_config("franka_panda").action_joint_names
+    other = tiny_config(tmp_path / "b", data, stage="ventral", robot="ur5e", max_steps=1,
+                        init_from=str(action.checkpoint), data={"val_fraction": 0.3})
+    with pytest.raises(Exception, match="action layout"):
+        build_stage(other, load_robot_config("ur5e"), log=lambda m: None)

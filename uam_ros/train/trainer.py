@@ -170,6 +170,18 @@ def _joint_layout(robot: Any) -> list[str]:
     return robot.action_joint_names
 
 
+# Modules that never see a joint: a checkpoint that trained only these carries no action layout.
+LAYOUT_FREE_MODULES = frozenset({"ventral"})
+
+
+def layout_trained(init: LoadedCheckpoint) -> bool:
+    """Whether the checkpoint trained anything tied to its robot's joints (state/action layout and
+    normalisation): everything but a ventral-only VLM. An old checkpoint without trained_modules counts
+    as trained."""
+    trained = init.meta.get("trained_modules")
+    return not trained or not set(trained) <= LAYOUT_FREE_MODULES
+
+
 def stage_modules(stage: str, model: nn.Module) -> list[str]:
     """Top-level submodules a stage optimises: ventral/dorsal pretrain their part, action trains all."""
     children = [name for name, _ in model.named_children()]
@@ -210,10 +222,18 @@ def build_stage(cfg: TrainConfig, robot: Any, log=print) -> StageSetup:
     """Data, tokenizer, processor and model for cfg.stage (same on every rank: it is all seeded)."""
     joint_names = _joint_layout(robot)
     init = load_checkpoint(cfg.init_from) if cfg.init_from else None
-    if init is not None:
-        ensure_layout(init, joint_names)
     dims = len(joint_names)
     base = init.config.to_dict() if init else UAMConfig(state_dim=dims, action_dim=dims).to_dict()
+    inherit_layout = init is not None and layout_trained(init)
+    if inherit_layout:
+        ensure_layout(init, joint_names)
+    elif init is not None:
+        # Nothing of the init checkpoint has seen a joint (a ventral-only VLM): the same pretrained VLM
+        # can start any robot's policy (the embodiment-tax study's Meta-World Sawyer runs).
+        if list(init.meta.get("joint_names") or []) != joint_names:
+            log(f"note: {cfg.init_from} trained no action layout ({init.meta.get('trained_modules')}); "
+                f"taking robot {robot.name}'s joints {joint_names}")
+        base.update(state_dim=dims, action_dim=dims)
     base.update(cfg.model)
     image_size = int(base["image_size"])
     val_split = cfg.data.val_fraction if not cfg.data.val else 0.0
@@ -233,7 +253,7 @@ def build_stage(cfg: TrainConfig, robot: Any, log=print) -> StageSetup:
         if train_ds.dropped:
             log(f"note: {train_ds.dropped} VL pairs do not fit max_text_len={config.max_text_len} and are skipped")
         vl_val = (val_data, val_ds.pair_ids) if val_ds is not None else None
-        stats = _processor_stats(init.processor) if init else None
+        stats = _processor_stats(init.processor) if inherit_layout else None
         processor = make_processor(tokenizer, config, stats)
     else:
         store = EpisodeStore.load(cfg.data.train, image_size, split="train", joint_names=joint_names)
@@ -251,7 +271,7 @@ def build_stage(cfg: TrainConfig, robot: Any, log=print) -> StageSetup:
         if cfg.stage == "action":
             stats = store.compute_stats(train_ids)
         else:
-            stats = _processor_stats(init.processor) if init else None
+            stats = _processor_stats(init.processor) if inherit_layout else None
         processor = make_processor(tokenizer, config, stats)
         if cfg.stage == "dorsal":
             train_ds = FramePairDataset(store, train_ids, config.future_offset)
