@@ -58,6 +58,9 @@ def test_table_lists_vqa_per_kind_and_overall():
     assert any(line.split() == ["color", "25", "%", "20"] for line in lines)
     assert any(line.split() == ["shape", "100", "%", "10"] for line in lines)
     assert any(line.split() == ["all", "50", "%", "30"] for line in lines)
+    assert not any("caption F1" in line for line in lines)  # not measured: no line
+    lines = format_table({"vqa": {**vqa, "caption_f1": {"mean": 0.125, "pairs": 8}}}).splitlines()
+    assert any(line.split()[:5] == ["caption", "F1", "12", "%", "8"] for line in lines), lines
 
 
 def test_plot_writes_a_png_and_refuses_an_empty_report(tmp_path):

@@ -7,6 +7,8 @@ import pytest
 from uam_ros.train.study_metrics import (
     accuracy_groups,
     build_report,
+    caption_f1,
+    caption_items,
     embodiment_tax,
     format_mean_std,
     gap,
@@ -57,6 +59,36 @@ def test_accuracy_groups_split_captions_from_vqa():
     assert only_vqa["vqa"] == 0.25 and math.isnan(only_vqa["caption"])
     with pytest.raises(ValueError):
         accuracy_groups({"color": [5, 4]})
+
+
+def test_caption_f1_gives_partial_credit_for_the_objects_named():
+    reference = "purple button, orange cross"
+    assert caption_f1(reference, "purple button, orange cross") == 1.0
+    assert caption_f1(reference, "orange cross, purple button") == 1.0  # order is not scored
+    assert caption_f1(reference, "purple button") == approx(2 / 3)  # precision 1, recall 1/2
+    assert caption_f1(reference, "purple button, red block, green hexagon") == approx(2 * 1 / 5)
+    assert caption_f1(reference, "green block, purple hexagon, red block") == 0.0
+    assert caption_f1(reference, "") == 0.0 and caption_f1("", "") == 1.0
+    # multisets: a second mention of one object matches only a second one in the reference
+    assert caption_f1("red block, red block", "red block") == approx(2 / 3)
+    assert caption_f1("red block", "red block, red block") == approx(2 / 3)
+    assert caption_items(" Purple  Button ,orange cross,") == ["purple button", "orange cross"]
+
+
+def test_caption_f1_retention_in_a_run_and_the_report():
+    runs = [dict(_run(kind, seed, {"caption": [0, 10], "color": [3, 10]}, {}, 1.0,
+                      before={"caption": [0, 10], "color": [6, 10]}),
+                 caption_f1={"before": 0.4, "after": after})
+            for kind, seed, after in (("uam", 0, 0.38), ("uam", 1, 0.4), ("single_stream", 0, 0.2),
+                                      ("single_stream", 1, 0.3))]
+    s = summarize_run(runs[0])
+    assert s["accuracy_before"]["caption_f1"] == 0.4 and s["retention"]["caption_f1"] == approx(0.95)
+    assert math.isnan(s["retention"]["caption"])  # exact match: 0 before, undefined
+    report = build_report(runs)
+    assert report["per_model"]["uam"]["retention.caption_f1"]["mean"] == approx(0.975)
+    assert report["gap"]["uam - single_stream"]["retention.caption_f1"]["mean"] == approx(0.975 - 0.625)
+    row = {r["model"]: r for r in report["table"]}["single_stream"]
+    assert row["retention caption F1"] == "0.625 ± 0.177" and row["caption F1 before"] == "0.400 ± 0.000"
 
 
 def test_per_kind_counts_from_an_eval_result():
@@ -148,6 +180,8 @@ RUNS = [
 
 def test_summarize_run():
     s = summarize_run(RUNS[0])
+    for field in ("accuracy_before", "accuracy_after", "retention", "tax"):  # no caption F1 recorded
+        assert math.isnan(s[field].pop("caption_f1")), field
     assert s["accuracy_before"] == {"all": approx(0.7), "vqa": approx(0.6), "caption": approx(0.8)}
     assert s["accuracy_after"] == {"all": approx(0.55), "vqa": approx(0.3), "caption": approx(0.8)}
     assert s["retention"] == {"all": approx(0.55 / 0.7), "vqa": approx(0.5), "caption": approx(1.0)}

@@ -97,6 +97,10 @@ def format_table(report: Mapping[str, Any]) -> str:
         for kind, row in vqa.get("per_kind", {}).items():
             lines.append(f"  {kind:<12}{_percent(row['accuracy']):>10}{row['pairs']:>8}")
         lines.append(f"  {'all':<12}{_percent(vqa.get('accuracy', float('nan'))):>10}{vqa.get('pairs', 0):>8}")
+        f1 = vqa.get("caption_f1") or {}
+        if f1.get("pairs"):
+            lines.append(f"  {'caption F1':<12}{_percent(f1['mean']):>10}{f1['pairs']:>8}   (objects named, "
+                         "order ignored: partial credit)")
     return "\n".join(lines)
 
 

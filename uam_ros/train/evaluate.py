@@ -37,6 +37,7 @@ from uam_ros.model.processor import UAMProcessor
 from uam_ros.train.datasets import VLData, to_float_image
 from uam_ros.train.progress import Progress
 from uam_ros.train.sim_policy import NOISE_MODES
+from uam_ros.train.study_metrics import CAPTION_KIND, caption_f1
 
 EVAL_SEED = 100_000
 # uam_ros.sim.tasks.SPLITS, spelled out so that building the `uam` parser does not import MuJoCo
@@ -84,10 +85,14 @@ def vqa_accuracy_for_model(model: nn.Module, processor: UAMProcessor, data: VLDa
     per_kind: dict[str, list[bool]] = {}
     for pair, ok in zip(pairs, correct):
         per_kind.setdefault(pair["kind"], []).append(ok)
+    f1 = [caption_f1(processor.tokenizer.normalize(p["answer"]), a)
+          for p, a in zip(pairs, answers) if p["kind"] == CAPTION_KIND]
     return {
         "accuracy": float(np.mean(correct)),
         "pairs": len(pairs),
         "per_kind": {k: {"accuracy": float(np.mean(v)), "pairs": len(v)} for k, v in sorted(per_kind.items())},
+        # partial credit for captions (study_metrics.caption_f1): exact match of a whole list is near 0
+        "caption_f1": {"mean": float(np.mean(f1)) if f1 else None, "pairs": len(f1)},
         "examples": [{"prompt": p["prompt"], "answer": p["answer"], "predicted": a}
                      for p, a in list(zip(pairs, answers))[:5]],
     }

@@ -178,7 +178,10 @@ def vqa(checkpoint: Path, out: Path, vl_eval: Path, settings: Any) -> dict[str, 
     from uam_ros.train.evaluate import vqa_accuracy
 
     if out.is_file():
-        return json.loads(out.read_text())
+        cached = json.loads(out.read_text())
+        if "caption_f1" in cached:
+            return cached
+        log(f"vqa {out}: written before caption F1 was measured; measuring again")  # a few seconds
     with Timer() as timer:
         result = vqa_accuracy(checkpoint, vl_eval, max_pairs=settings.max_vqa_pairs)
     result["wall_s"] = timer.wall_s

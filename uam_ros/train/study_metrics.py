@@ -16,6 +16,7 @@ A *run record* is what ``benchmarks/embodiment_tax.py`` stores for one (model ki
         "train": {"reach": [3, 10], "press": [5, 10]},
         "heldout_combo": {...}, ...
       },
+      "caption_f1": {"before": 0.41, "after": 0.40},   # optional: mean caption F1, same pairs
       "action_wall_s": 812.5,             # wall time of the action stage alone
       "curve": [[step, loss], ...]        # optional: the action stage's training loss
     }
@@ -24,6 +25,10 @@ Definitions (each has a function below):
 
 - accuracy: exact-match share of the VL pairs; ``caption`` pairs are the caption accuracy, every
   other kind pooled is the VQA accuracy, all pairs pooled is the overall accuracy.
+- caption F1 (group ``caption_f1``): partial credit for a caption, which lists a scene's objects --
+  the F1 of the objects named against the reference's, as multisets, order ignored; its mean over
+  the caption pairs. Exact match of a whole list is near 0 for small VLMs, which leaves caption
+  retention undefined; F1 still says how much of the list a model gets right.
 - retention = after / before (1.0: nothing lost). before == 0 leaves it undefined: NaN, never a
   division error or an infinity, and summaries report how many runs were undefined.
 - embodiment tax = 1 - retention.
@@ -44,6 +49,7 @@ from typing import Any
 import numpy as np
 
 CAPTION_KIND = "caption"
+CAPTION_F1 = "caption_f1"  # the group of accuracy_before/after, retention and tax that holds caption F1
 UAM, BASELINE = "uam", "single_stream"
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
 
@@ -64,6 +70,26 @@ def retention(before: float, after: float) -> float:
 def embodiment_tax(before: float, after: float) -> float:
     """1 - retention: the share of the VLM's accuracy lost to action training (NaN when undefined)."""
     return 1.0 - retention(before, after)
+
+
+def caption_items(caption: str) -> list[str]:
+    """The objects a caption names: its comma-separated items, lowercased and space-normalised."""
+    return [" ".join(item.lower().split()) for item in caption.split(",") if item.strip()]
+
+
+def caption_f1(reference: str, predicted: str) -> float:
+    """F1 of the objects named in predicted against reference (multisets: a repeated object counts per
+    mention; order ignored). 1.0 when both name nothing."""
+    ref, pred = caption_items(reference), caption_items(predicted)
+    if not ref and not pred:
+        return 1.0
+    remaining = list(ref)
+    matched = 0
+    for item in pred:
+        if item in remaining:
+            remaining.remove(item)
+            matched += 1
+    return 2.0 * matched / (len(ref) + len(pred))
 
 
 def _counts(pair: Sequence[float]) -> tuple[int, int]:
@@ -214,6 +240,9 @@ def summarize_run(run: Mapping[str, Any]) -> dict[str, Any]:
     """Derived numbers of one run record: accuracies, retention and tax per group, success per split."""
     before = accuracy_groups(run["vqa"]["before"])
     after = accuracy_groups(run["vqa"]["after"])
+    f1 = run.get("caption_f1") or {}
+    before[CAPTION_F1] = float("nan") if f1.get("before") is None else float(f1["before"])
+    after[CAPTION_F1] = float("nan") if f1.get("after") is None else float(f1["after"])
     out: dict[str, Any] = {
         "kind": run["kind"],
         "seed": run["seed"],
@@ -296,6 +325,9 @@ TABLE_COLUMNS = (
     ("retention (all)", "retention.all"),
     ("retention VQA", "retention.vqa"),
     ("retention caption", "retention.caption"),
+    ("caption F1 before", "accuracy_before.caption_f1"),
+    ("caption F1 after", "accuracy_after.caption_f1"),
+    ("retention caption F1", "retention.caption_f1"),
 )
 
 
