@@ -47,7 +47,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,8 @@ from uam_ros.train.pipeline import (  # noqa: E402
     closed_loop,
     collect,
     log,
+    metaworld_closed_loop,
+    metaworld_collect,
     timing,
     train_stage,
     vqa,
@@ -77,6 +79,11 @@ from uam_ros.train.recipe import (  # noqa: E402
 
 KINDS = ("uam", "single_stream")
 EVAL_SPLITS = ("train", "heldout_combo", "heldout_shape", "heldout_paraphrase", "heldout_position")
+# Meta-World MT10 in our dataset's task names (uam_ros.metaworld_suite.tasks.MT10, checked in the tests).
+MT10_TASKS = ("reach", "push", "pick_place", "door_open", "drawer_open", "drawer_close", "button_press_topdown",
+              "peg_insert_side", "window_open", "window_close")
+# What makes a VLM: a preset that reuses another's (vlm_from) must agree on all of it.
+VLM_FIELDS = ("ventral", "vl_pairs", "vl_eval_pairs", "vl_eval_seed", "model", "val_fraction", "max_vqa_pairs")
 
 
 @dataclass
@@ -107,6 +114,12 @@ class Preset:
     device: str = "cpu"  # training device; closed-loop evaluation runs on the CPU
     batch_size: int | None = None  # per phase instead (pipeline.train_stage reads these two fields)
     warmup_steps: int | None = None
+    # "sim": our MuJoCo tasks and held-out splits (uam collect / uam eval); "metaworld": MT10 through
+    # uam_ros.metaworld_suite (scripted demonstrations, Meta-World's own success), one split "mt10".
+    suite: str = "sim"
+    # Another preset whose runs folder (RUNS_DIR/<vlm_from>/) holds the VL data and the pretrained
+    # ventral VLM: both studies then start from the very same VLM, and measure retention on the same set.
+    vlm_from: str | None = None
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -114,6 +127,8 @@ class Preset:
 
     def data_dirs(self, data: Path) -> list[Path]:
         """The action data, laid out as `uam recipe` lays it out (so one collection serves both)."""
+        if self.suite == "metaworld":
+            return [data / "mt10"]
         return [expert_data(data, task, self.action.all_targets) for task in self.tasks]
 
 
@@ -138,6 +153,22 @@ def shipped_recipe(name: str, recipe: RecipePreset) -> Preset:
         eval_episodes=50, reference_episodes=10)
 
 
+def metaworld_mt10(name: str, base: Preset) -> Preset:
+    """The same comparison on Meta-World MT10 (the Sawyer, config/robots/sawyer.yaml), from `base`'s
+    pretrained ventral VLM (its runs folder) with base's action phase on the ten tasks' scripted
+    demonstrations. What differs from base, and why:
+    - no all-targets data and no first-frame oversampling: an MT10 scene shows one task, so frame 0
+      needs no instruction to say which object (those exist for our reach/press scenes);
+    - the dorsal's pointer losses off: their targets project the tool through our sim's calibrated
+      scene camera (datasets.tool_image_points), which Meta-World's corner camera is not;
+    - 50 demonstrations per task (Meta-World's 50 layouts of one benchmark seed), 20 evaluation
+      episodes per task at seeds 100000+ (layouts of another benchmark seed), Meta-World's success."""
+    action = replace(base.action, name="mt10", tasks=MT10_TASKS, all_targets=False, first_steps=0,
+                     first_steps_repeat=1, model={"pointer_loss_weight": 0.0, "goal_pointer_weight": 0.0})
+    return replace(base, name=name, action=action, dorsal=None, robot="sawyer", suite="metaworld", vlm_from=base.name,
+                   episodes=50, eval_splits=("mt10",), eval_episodes=20, reference_episodes=5, collect_workers=2)
+
+
 PRESETS = {
     # `uam recipe`'s default preset (the shipped model's recipe, experiment 14): its data, its ventral
     # phase, its action phase for both kinds at seeds 0, 1, 2 (the shipped model is action seed 1) and
@@ -160,6 +191,7 @@ PRESETS = {
         val_fraction=0.2, eval_episodes=2, max_vqa_pairs=192,
     ),
 }
+PRESETS["mt10"] = metaworld_mt10("mt10", PRESETS["full"])
 
 
 def action_curve(run_dir: Path) -> dict[str, list]:
@@ -183,6 +215,9 @@ def check_same_preset(preset: Preset, root: Path) -> None:
     current = clean_json({k: v for k, v in asdict(preset).items() if k != "seeds"})
     if path.is_file():
         saved = {k: v for k, v in json.loads(path.read_text()).items() if k != "seeds"}
+        # A field added since that invocation counts as its default (what the code did before it existed).
+        defaults = clean_json({f.name: f.default for f in fields(Preset) if f.default is not MISSING and f.name != "seeds"})
+        saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
         changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
         if changed:
             raise SystemExit(f"{root} was run with other settings ({', '.join(changed)}); "
@@ -190,32 +225,61 @@ def check_same_preset(preset: Preset, root: Path) -> None:
     write_json(path, asdict(preset))
 
 
-def run_study(preset: Preset, root: Path) -> dict[str, Any]:
+def vlm_source(preset: Preset) -> Preset:
+    """The preset that pretrains this one's VLM: itself, or vlm_from's, which must agree on VLM_FIELDS."""
+    if preset.vlm_from is None:
+        return preset
+    source = PRESETS[preset.vlm_from]
+    differ = [f for f in VLM_FIELDS if getattr(source, f) != getattr(preset, f)]
+    if differ:
+        raise SystemExit(f"preset {preset.name} takes its VLM from {source.name} but differs in {differ}")
+    return source
+
+
+def evaluate_split(checkpoint: Path, out: Path, split: str, preset: Preset, episodes: int | None = None) -> dict:
+    """Closed-loop success of one checkpoint on one split, through the preset's suite."""
+    if preset.suite == "metaworld":
+        return metaworld_closed_loop(checkpoint, out, preset, episodes)
+    settings = replace(preset, eval_episodes=episodes) if episodes else preset
+    return closed_loop(checkpoint, out, split, settings)
+
+
+def run_study(preset: Preset, root: Path, kinds: tuple[str, ...] = KINDS) -> dict[str, Any] | None:
+    """Every stage of the preset's runs of `kinds` (skipping what is done); the report (with the untrained
+    floor) only when kinds is every kind -- so side-by-side invocations can split one study's runs."""
     import torch
 
     torch.set_num_threads(preset.threads)
     started = time.monotonic()
     check_same_preset(preset, root)
+    vlm = vlm_source(preset)
+    vlm_root = root.parent / vlm.name
+    if vlm is not preset:
+        check_same_preset(vlm, vlm_root)
     data = root / "data"
     timings: dict[str, Any] = {}
-    for task in preset.tasks:
-        collect_expert_data(data, preset, task, preset.episodes, preset.action.all_targets, timings)
-    collect(data / "vl", preset, tasks=[], episodes=0, vl_pairs=preset.vl_pairs, seed=0,
+    if preset.suite == "metaworld":
+        metaworld_collect(data / "mt10", preset, episodes=preset.episodes, timings=timings)
+    else:
+        for task in preset.tasks:
+            collect_expert_data(data, preset, task, preset.episodes, preset.action.all_targets, timings)
+    vl_data = vlm_root / "data"
+    collect(vl_data / "vl", vlm, tasks=[], episodes=0, vl_pairs=vlm.vl_pairs, seed=0,
             timings=timings, name="collect_vl")
-    collect(data / "vl_eval", preset, tasks=[], episodes=0, vl_pairs=preset.vl_eval_pairs,
-            seed=preset.vl_eval_seed, timings=timings, name="collect_vl_eval")
+    collect(vl_data / "vl_eval", vlm, tasks=[], episodes=0, vl_pairs=vlm.vl_eval_pairs,
+            seed=vlm.vl_eval_seed, timings=timings, name="collect_vl_eval")
 
     # The same folders as `uam recipe` (<work>/ventral/ventral/checkpoint), for the same reason as the data.
-    ventral_dir = root / preset.ventral.name
-    ventral = train_stage("ventral", ventral_dir / "ventral", ventral_dir, preset, data=data / "vl",
-                          seed=preset.ventral.seed or 0, steps=preset.ventral.steps,
-                          overrides=phase_overrides(preset.ventral, preset.val_fraction, None))
+    ventral_dir = vlm_root / vlm.ventral.name
+    ventral = train_stage("ventral", ventral_dir / "ventral", ventral_dir, vlm, data=vl_data / "vl",
+                          seed=vlm.ventral.seed or 0, steps=vlm.ventral.steps,
+                          overrides=phase_overrides(vlm.ventral, vlm.val_fraction, None))
     timings["ventral"] = timing(ventral_dir, "ventral")
-    before = vqa(ventral, ventral_dir / "eval" / "vqa.json", data / "vl_eval", preset)
+    before = vqa(ventral, ventral_dir / "eval" / "vqa.json", vl_data / "vl_eval", vlm)
 
     runs = []
     for seed in preset.seeds:
-        for kind in KINDS:
+        for kind in kinds:
             run_dir = root / kind / f"seed{seed}"
             init = ventral
             if kind == "uam" and preset.dorsal is not None:
@@ -225,11 +289,11 @@ def run_study(preset: Preset, root: Path) -> dict[str, Any]:
             action = train_stage("action", run_dir / "action", run_dir, preset, data=preset.data_dirs(data),
                                  seed=seed, init_from=init, kind=kind, steps=preset.action.steps,
                                  overrides=phase_overrides(preset.action, preset.val_fraction, init))
-            after = vqa(action, run_dir / "eval" / "vqa.json", data / "vl_eval", preset)
+            after = vqa(action, run_dir / "eval" / "vqa.json", vl_data / "vl_eval", preset)
             success = {}
             eval_wall = after.get("wall_s", 0.0)
             for split in preset.eval_splits:
-                result = closed_loop(action, run_dir / "eval" / f"closed_loop_{split}.json", split, preset)
+                result = evaluate_split(action, run_dir / "eval" / f"closed_loop_{split}.json", split, preset)
                 success[split] = study_metrics.success_counts(result)
                 eval_wall += result.get("wall_s", 0.0)
             run_timing = json.loads((run_dir / "timing.json").read_text())
@@ -237,6 +301,7 @@ def run_study(preset: Preset, root: Path) -> dict[str, Any]:
                 "kind": kind, "seed": seed,
                 "vqa": {"before": study_metrics.per_kind_counts(before),
                         "after": study_metrics.per_kind_counts(after)},
+                "caption_f1": {"before": before["caption_f1"]["mean"], "after": after["caption_f1"]["mean"]},
                 "success": success,
                 "action_wall_s": run_timing["action"]["wall_s"],
                 "action_cpu_s": run_timing["action"]["cpu_s"],
@@ -248,6 +313,9 @@ def run_study(preset: Preset, root: Path) -> dict[str, Any]:
             }
             write_json(run_dir / "run.json", record)
             runs.append(record)
+    if tuple(kinds) != KINDS:
+        log(f"runs of {', '.join(kinds)} done; the report needs an invocation with every kind")
+        return None
 
     # The floor: a seeded, untrained checkpoint (`uam init-model`) on the same evaluation episodes (the
     # first reference_episodes of them).
@@ -257,9 +325,9 @@ def run_study(preset: Preset, root: Path) -> dict[str, Any]:
         from bench_common import make_checkpoint
 
         make_checkpoint(preset.robot, reference_dir / "checkpoint")
-    floor_settings = replace(preset, eval_episodes=preset.reference_episodes or preset.eval_episodes)
-    reference = {split: study_metrics.split_success(study_metrics.success_counts(closed_loop(
-        reference_dir / "checkpoint", reference_dir / "eval" / f"closed_loop_{split}.json", split, floor_settings)))
+    reference = {split: study_metrics.split_success(study_metrics.success_counts(evaluate_split(
+        reference_dir / "checkpoint", reference_dir / "eval" / f"closed_loop_{split}.json", split, preset,
+        episodes=preset.reference_episodes)))
         for split in preset.eval_splits}
 
     report = study_metrics.build_report(runs, splits=list(preset.eval_splits), kinds=list(KINDS))
@@ -291,7 +359,7 @@ def run_study(preset: Preset, root: Path) -> dict[str, Any]:
         "pipeline_wall_s": {**stage_wall, "total": sum(stage_wall.values())},
         "stage_timings": timings,
         "invocations": invocations,
-        "vqa_before": {k: before[k] for k in ("accuracy", "pairs", "per_kind", "checkpoint")},
+        "vqa_before": {k: before[k] for k in ("accuracy", "pairs", "per_kind", "caption_f1", "checkpoint")},
         "reference_untrained_success": reference,
         "runs": runs,
         "report": report,
@@ -321,7 +389,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
 
     ax = axes[0]  # retention bars
-    groups = ["all", "vqa", "caption"]
+    groups = ["all", "vqa", "caption", "caption_f1"]
     width = 0.8 / max(1, len(kinds))
     for i, kind in enumerate(kinds):
         xs = np.arange(len(groups)) + (i - (len(kinds) - 1) / 2) * width
@@ -338,7 +406,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     before = {g: _num(report["per_model"][kinds[0]][f"accuracy_before.{g}"]["mean"]) for g in groups} if kinds else {}
     ax.axhline(1.0, color="grey", lw=0.8, ls="--")
     ax.axhline(0.95, color="grey", lw=0.8, ls=":")
-    ax.set_xticks(range(len(groups)), ["all pairs", "VQA", "caption"])
+    ax.set_xticks(range(len(groups)), ["all pairs", "VQA", "caption\n(exact)", "caption\n(object F1)"])
     ax.set_xlim(-0.5, len(groups) - 0.5)
     ax.set_ylabel("retention = accuracy after / before")
     ax.set_title("ventral VL retention (bars: mean ± std over seeds, dots: seeds)\naccuracy before: " +
@@ -399,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="the quick preset (same as --preset quick)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="full")
     parser.add_argument("--seeds", type=int, nargs="*", help="override the preset's seeds")
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS),
+                        help="train and evaluate only these kinds' runs (no report: for side-by-side invocations)")
     parser.add_argument("--eval-episodes", type=int, help="override episodes per task and split")
     parser.add_argument("--action-steps", type=int, help="override the action-stage step budget")
     parser.add_argument("--collect-workers", type=int, help="processes for `uam collect` (default 1)")
@@ -421,7 +491,9 @@ def main(argv: list[str] | None = None) -> int:
         preset = replace(preset, device=args.device)
     root = args.runs_dir / preset.name
     log(f"embodiment-tax study, preset {preset.name}: runs in {root}")
-    results = run_study(preset, root)
+    results = run_study(preset, root, tuple(k for k in KINDS if k in args.kinds))
+    if results is None:
+        return 0
     stem = "embodiment_tax" + ("" if preset.name == "full" else f"_{preset.name}")
     args.results.mkdir(parents=True, exist_ok=True)
     write_json(args.results / f"{stem}.json", results)

@@ -133,7 +133,9 @@ def test_short_collect_writes_a_dataset_uam_train_reads(scene, tmp_path):
 
     robot = load_robot_config("sawyer")
     summary = collect(["reach"], 1, tmp_path / "mt10", image_size=(32, 32), progress=False)
-    assert summary["tasks"]["reach-v3"] == {"kept": 1, "failed": 0}
+    assert summary["tasks"]["reach-v3"] == {"kept": 1, "failed": 0, "in_dataset": 1}
+    again = collect(["reach"], 1, tmp_path / "mt10", image_size=(32, 32), progress=False)  # resumed: nothing new
+    assert again["skipped"] == 1 and again["tasks"]["reach-v3"] == {"kept": 0, "failed": 0, "in_dataset": 1}
     reader = DatasetReader(tmp_path / "mt10")
     assert reader.meta.robot == "sawyer" and reader.meta.joint_names == robot.action_joint_names
     assert reader.meta.action_rate_hz == robot.chunk.action_rate_hz and reader.meta.camera == "corner"

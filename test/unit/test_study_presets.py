@@ -79,3 +79,44 @@ def test_recipes_the_study_cannot_mirror_are_refused():
     uneven = replace(RECIPES["default"], episodes={"reach": 300, "press": 100})
     with pytest.raises(ValueError, match="same episode count"):
         study.shipped_recipe("x", uneven)
+
+
+def test_mt10_study_starts_from_the_full_studys_vlm_with_its_action_phase_on_the_sawyer(tmp_path):
+    from uam_ros.metaworld_suite.tasks import MT10, dataset_task
+
+    mt10, full = study.PRESETS["mt10"], study.PRESETS["full"]
+    assert study.vlm_source(mt10) is full  # the very same pretrained ventral, and the same VL eval set
+    assert all(getattr(mt10, f) == getattr(full, f) for f in study.VLM_FIELDS)
+    assert mt10.tasks == study.MT10_TASKS == tuple(dataset_task(t) for t in MT10)
+    assert mt10.suite == "metaworld" and mt10.eval_splits == ("mt10",) and mt10.dorsal is None
+    for kind in study.KINDS:
+        cfg = action_config(mt10, kind, 0, tmp_path)
+        assert cfg.robot == "sawyer" and cfg.kind == kind
+        assert cfg.data.train == [str(tmp_path / "data" / "mt10")]
+        assert (cfg.max_steps, cfg.lr, cfg.min_lr, cfg.batch_size, cfg.lr_scale) == (
+            full.action.steps, full.action.lr, full.action.min_lr, full.action.batch_size, full.action.lr_scale)
+        assert cfg.data.first_steps == 0  # an MT10 scene shows its task: no first-frame oversampling
+        assert cfg.model["pointer_loss_weight"] == cfg.model["goal_pointer_weight"] == 0.0
+    assert action_config(full, "uam", 0, tmp_path).robot == "franka_panda"
+
+
+def test_a_preset_borrowing_another_vlm_must_agree_on_it():
+    changed = replace(study.PRESETS["mt10"], vl_pairs=10)
+    with pytest.raises(SystemExit, match="vl_pairs"):
+        study.vlm_source(changed)
+
+
+def test_resuming_refuses_other_settings_but_not_fields_added_since(tmp_path):
+    import json
+
+    full = study.PRESETS["full"]
+    study.check_same_preset(full, tmp_path)
+    saved = json.loads((tmp_path / "preset.json").read_text())
+    for added in ("suite", "vlm_from"):  # a study folder written before these fields existed
+        del saved[added]
+    (tmp_path / "preset.json").write_text(json.dumps(saved))
+    study.check_same_preset(replace(full, seeds=(7,)), tmp_path)  # seeds may differ: each is its own runs
+    with pytest.raises(SystemExit, match="eval_episodes"):
+        study.check_same_preset(replace(full, eval_episodes=3), tmp_path)
+    with pytest.raises(SystemExit, match="suite"):
+        study.check_same_preset(replace(full, suite="metaworld"), tmp_path)

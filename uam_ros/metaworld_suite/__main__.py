@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                               camera=args.camera or DEFAULT_CAMERA, image_size=args.image_size,
                               workers=args.workers, progress=not args.quiet)
             print(json.dumps(summary, indent=2))
-            empty = [t for t, c in summary["tasks"].items() if c["failed"] and not c["kept"]]
+            empty = [t for t, c in summary["tasks"].items() if args.episodes and not c["in_dataset"]]
             return 1 if empty else 0
         from uam_ros.metaworld_suite.evaluate import EVAL_SEED, evaluate, format_table
 

@@ -162,6 +162,8 @@ def collect(tasks: Sequence[str] | None, episodes: int, out: str | Path, *, seed
     finally:
         bar.close()
         final = writer.finalize()
+    for name, counts in per_task.items():  # this run's kept/failed, and what the dataset holds (a resumed run)
+        counts["in_dataset"] = sum(writer.has_episode(dataset_task(name), seed + i) for i in range(episodes))
     return {"out": str(out), "episodes_in_dataset": final.num_episodes, "skipped": len(jobs) - len(todo),
             "tasks": per_task, "wall_s": time.monotonic() - start}
 

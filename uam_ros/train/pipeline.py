@@ -129,7 +129,7 @@ def train_argv(stage: str, out_dir: Path, settings: Any, *, data: Path | list[Pa
     argv = ["--stage", stage, "--config", str(CONFIG_DIR / f"{stage}.yaml"), "--kind", kind,
             "--out-dir", str(out_dir), "--seed", str(seed),
             "--set", f"data.train=[{','.join(map(str, data if isinstance(data, list) else [data]))}]",
-            "--set", f"threads={settings.threads}", "--device", settings.device]
+            "--set", f"robot={settings.robot}", "--set", f"threads={settings.threads}", "--device", settings.device]
     if settings.batch_size:
         argv += ["--batch-size", str(settings.batch_size)]
     if settings.warmup_steps is not None:
@@ -207,4 +207,49 @@ def closed_loop(checkpoint: Path, out: Path, split: str, settings: Any,
     write_json(out, result)
     log(f"closed loop {split}: {result['success_rate']:.2f} over {settings.eval_episodes} x {len(settings.tasks)} "
         f"episodes ({result['wall_s']:.0f} s)")
+    return result
+
+
+# ------------------------------------------------------------------------------------------ Meta-World
+
+
+def metaworld_collect(out: Path, settings: Any, *, episodes: int, timings: dict[str, Any],
+                      name: str = "collect_mt10") -> None:
+    """`python -m uam_ros.metaworld_suite collect` of settings.tasks (seeds 0..episodes-1; resumable
+    itself); skipped when a previous invocation finished. A task with no successful episode stops it."""
+    from uam_ros.metaworld_suite.collect import collect as collect_metaworld
+
+    marker = out / STAGE_DONE
+    if marker.is_file():
+        timings[name] = json.loads(marker.read_text())
+        return
+    command = (f"python -m uam_ros.metaworld_suite collect --tasks {' '.join(settings.tasks)} --episodes {episodes} "
+               f"--robot {settings.robot} --out {out} --workers {settings.collect_workers}")
+    log(f"collect {name}: {command}")
+    with Timer() as timer, logged(out.parent / f"{name}.log"):
+        summary = collect_metaworld(list(settings.tasks), episodes, out, seed=0, robot=settings.robot,
+                                    workers=settings.collect_workers, progress=False)
+    empty = sorted(task for task, counts in summary["tasks"].items() if not counts["in_dataset"])
+    if empty:
+        raise SystemExit(f"collect {name}: no successful scripted episode of {empty}; see {out.parent / f'{name}.log'}")
+    info = {"wall_s": timer.wall_s, "cpu_s": timer.cpu_s, "command": command, "summary": summary}
+    write_json(marker, info)
+    timings[name] = info
+    log(f"collect {name}: {summary['episodes_in_dataset']} episodes, {timer.wall_s:.0f} s")
+
+
+def metaworld_closed_loop(checkpoint: Path, out: Path, settings: Any, episodes: int | None = None) -> dict[str, Any]:
+    """Meta-World success (its info["success"]) of a checkpoint on settings.tasks, episodes per task at
+    the evaluation seeds (100000+: layouts collection never sees)."""
+    from uam_ros.metaworld_suite.evaluate import evaluate
+
+    if out.is_file():
+        return json.loads(out.read_text())
+    episodes = episodes or settings.eval_episodes
+    result = evaluate(str(checkpoint), list(settings.tasks), episodes, robot=settings.robot, progress=False)
+    result["command"] = (f"python -m uam_ros.metaworld_suite eval --model {checkpoint} --tasks "
+                         f"{' '.join(settings.tasks)} --episodes {episodes} --robot {settings.robot}")
+    write_json(out, result)
+    log(f"metaworld closed loop: {result['success_rate']:.2f} over {episodes} x {len(settings.tasks)} episodes "
+        f"({result['wall_s']:.0f} s)")
     return result
