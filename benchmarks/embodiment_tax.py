@@ -3,6 +3,7 @@ end-to-end action training, UAM vs the single-stream baseline, and what each buy
 
     nice -n 10 .venv/bin/python benchmarks/embodiment_tax.py --quick     # smoke run, < 30 min on 2 CPU cores
     nice -n 10 .venv/bin/python benchmarks/embodiment_tax.py             # the full study (hours; see docs)
+    nice -n 10 .venv/bin/python benchmarks/embodiment_tax.py --preset mt10   # the same on Meta-World MT10
 
 One command runs every stage through the package's own pipeline (the functions behind `uam collect`,
 `uam train` and `uam eval`, called in this process so torch and MuJoCo load once):
@@ -34,6 +35,14 @@ trainer's exact resumption). Each run directory keeps train_config.yaml, the che
 eval JSONs, a log and timing.json (wall and CPU seconds per stage). Results:
 benchmarks/results/embodiment_tax[_quick].json (every number; uam_ros.train.study_metrics computes
 the summaries) and .png (retention bars with seed spread, success per split, learning curves).
+
+The mt10 preset (metaworld_mt10) runs the same comparison on Meta-World MT10 with the Sawyer: the full
+preset's pretrained VLM (taken from RUNS_DIR/full/, trained there if missing), its action phase on
+MT10's scripted demonstrations (`python -m uam_ros.metaworld_suite collect`), VQA/caption retention on
+the same held-out VL set, and success by Meta-World's own criterion (`... eval`), per task.
+
+Runs of one study can be split over side-by-side invocations (`--seeds N --kinds uam`, ...); a plain
+invocation then finds them done and writes the report.
 
 The frozen-VLM baseline (c) is not run: the trainer refuses to freeze anything in the action stage
 (build_stage raises "action stage must train every weight end to end"), and adding it needs a
@@ -413,27 +422,45 @@ def plot(results: dict[str, Any], path: Path) -> None:
                  ", ".join(f"{g} {v:.2f}" for g, v in before.items()), fontsize=9)
     ax.legend(fontsize=8)
 
-    ax = axes[1]  # success per split
+    ax = axes[1]  # success per split; a single split (MT10) per task
     splits = report["splits"]
-    for i, kind in enumerate(kinds):
-        xs = np.arange(len(splits)) + (i - (len(kinds) - 1) / 2) * width
-        summaries = [report["per_model"][kind][f"success.{s}"] for s in splits]
-        means = [_num(s["mean"]) for s in summaries]
-        stds = [_num(s["std"], 0.0) for s in summaries]
-        ax.bar(xs, means, width, yerr=stds, capsize=4, color=colors.get(kind), alpha=0.7, label=kind)
-        for x, s in zip(xs, splits):
-            values = [_num(r["success"][s]["rate"]) for r in report["runs"] if r["kind"] == kind and s in r["success"]]
-            ax.scatter([x] * len(values), values, color="k", s=12, zorder=3)
     floor = results.get("reference_untrained_success") or {}
-    for x, split in enumerate(splits):
-        if split in floor and floor[split]["rate"] is not None:
-            ax.hlines(floor[split]["rate"], x - 0.45, x + 0.45, color="k", lw=1.5, ls="--",
+    if len(splits) == 1:
+        split = splits[0]
+        tasks = sorted({t for r in report["runs"] for t in r["success"].get(split, {}).get("tasks", {})})
+        labels = [t.replace("-v3", "") for t in tasks] + [f"all ({split})"]
+
+        def rates(row: dict | None) -> list[float]:
+            return [_num(row["tasks"][t]["rate"]) if t in row["tasks"] else np.nan for t in tasks] + \
+                [_num(row["rate"])] if row else [np.nan] * (len(tasks) + 1)
+
+        run_rates = [rates(r["success"].get(split)) for r in report["runs"]]
+        floor_rates = rates(floor.get(split))
+        unit = "task"
+    else:
+        labels = [s.replace("heldout_", "ho_") for s in splits]
+        run_rates = [[_num(r["success"][s]["rate"]) if s in r["success"] else np.nan for s in splits]
+                     for r in report["runs"]]
+        floor_rates = [_num(floor[s]["rate"]) if s in floor else np.nan for s in splits]
+        unit = "split"
+    for i, kind in enumerate(kinds):
+        xs = np.arange(len(labels)) + (i - (len(kinds) - 1) / 2) * width
+        per_seed = np.array([rr for rr, r in zip(run_rates, report["runs"]) if r["kind"] == kind], dtype=float)
+        means = np.nanmean(per_seed, axis=0)
+        stds = np.nanstd(per_seed, axis=0, ddof=1) if len(per_seed) > 1 else np.zeros(len(labels))
+        ax.bar(xs, means, width, yerr=np.nan_to_num(stds), capsize=3, color=colors.get(kind), alpha=0.7, label=kind)
+        for x, column in zip(xs, per_seed.T):
+            ax.scatter([x] * len(column), column, color="k", s=10, zorder=3)
+    for x, rate in enumerate(floor_rates):
+        if np.isfinite(rate):
+            ax.hlines(rate, x - 0.45, x + 0.45, color="k", lw=1.5, ls="--",
                       label="untrained checkpoint" if x == 0 else None)
-    ax.set_xticks(range(len(splits)), [s.replace("heldout_", "ho_") for s in splits], fontsize=8)
+    ax.set_xticks(range(len(labels)), labels, fontsize=7 if unit == "task" else 8,
+                  rotation=35 if unit == "task" else 0, ha="right" if unit == "task" else "center")
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("closed-loop success rate")
-    episodes = results["preset"]["eval_episodes"] * len(results["preset"]["tasks"])
-    ax.set_title(f"success per split ({episodes} episodes per seed and split)", fontsize=9)
+    episodes = results["preset"]["eval_episodes"] * (1 if unit == "task" else len(results["preset"]["tasks"]))
+    ax.set_title(f"success per {unit} ({episodes} episodes per seed and {unit})", fontsize=9)
     ax.legend(fontsize=8)
 
     ax = axes[2]  # learning curves
