@@ -64,6 +64,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from uam_ros.metaworld_suite.tasks import MT10, dataset_task  # noqa: E402
 from uam_ros.train import study_metrics  # noqa: E402
 from uam_ros.train.pipeline import (  # noqa: E402
     clean_json,
@@ -88,9 +89,8 @@ from uam_ros.train.recipe import (  # noqa: E402
 
 KINDS = ("uam", "single_stream")
 EVAL_SPLITS = ("train", "heldout_combo", "heldout_shape", "heldout_paraphrase", "heldout_position")
-# Meta-World MT10 in our dataset's task names (uam_ros.metaworld_suite.tasks.MT10, checked in the tests).
-MT10_TASKS = ("reach", "push", "pick_place", "door_open", "drawer_open", "drawer_close", "button_press_topdown",
-              "peg_insert_side", "window_open", "window_close")
+# Meta-World MT10 in our dataset's task names (metaworld itself is imported only when a run needs it).
+MT10_TASKS = tuple(dataset_task(name) for name in MT10)
 # What makes a VLM: a preset that reuses another's (vlm_from) must agree on all of it.
 VLM_FIELDS = ("ventral", "vl_pairs", "vl_eval_pairs", "vl_eval_seed", "model", "val_fraction", "max_vqa_pairs")
 
@@ -446,8 +446,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
     for i, kind in enumerate(kinds):
         xs = np.arange(len(labels)) + (i - (len(kinds) - 1) / 2) * width
         per_seed = np.array([rr for rr, r in zip(run_rates, report["runs"]) if r["kind"] == kind], dtype=float)
-        means = np.nanmean(per_seed, axis=0)
-        stds = np.nanstd(per_seed, axis=0, ddof=1) if len(per_seed) > 1 else np.zeros(len(labels))
+        summaries = [study_metrics.seed_summary(column) for column in per_seed.T]
+        means = [_num(s["mean"]) for s in summaries]
+        stds = [_num(s["std"], 0.0) for s in summaries]
         ax.bar(xs, means, width, yerr=np.nan_to_num(stds), capsize=3, color=colors.get(kind), alpha=0.7, label=kind)
         for x, column in zip(xs, per_seed.T):
             ax.scatter([x] * len(column), column, color="k", s=10, zorder=3)

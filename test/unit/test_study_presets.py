@@ -88,6 +88,7 @@ def test_mt10_study_starts_from_the_full_studys_vlm_with_its_action_phase_on_the
     assert study.vlm_source(mt10) is full  # the very same pretrained ventral, and the same VL eval set
     assert all(getattr(mt10, f) == getattr(full, f) for f in study.VLM_FIELDS)
     assert mt10.tasks == study.MT10_TASKS == tuple(dataset_task(t) for t in MT10)
+    assert mt10.tasks[:3] == ("reach", "push", "pick_place") and len(mt10.tasks) == 10  # our dataset's spelling
     assert mt10.suite == "metaworld" and mt10.eval_splits == ("mt10",) and mt10.dorsal is None
     for kind in study.KINDS:
         cfg = action_config(mt10, kind, 0, tmp_path)
