@@ -234,6 +234,19 @@ def check_same_preset(preset: Preset, root: Path) -> None:
     write_json(path, asdict(preset))
 
 
+def record_invocation(root: Path, started: float, seeds: tuple[int, ...], kinds: tuple[str, ...]) -> list[dict]:
+    """Append this invocation (when it ended, its wall time, what it ran) to root/invocations.json: a study
+    run as several invocations, side by side or resumed, keeps the wall clock of each."""
+    from bench_common import timestamp
+
+    path = root / "invocations.json"
+    invocations = json.loads(path.read_text()) if path.is_file() else []
+    invocations.append({"finished": timestamp(), "wall_s": time.monotonic() - started, "seeds": list(seeds),
+                        "kinds": list(kinds), "loadavg": [round(x, 2) for x in os.getloadavg()]})
+    write_json(path, invocations)
+    return invocations
+
+
 def vlm_source(preset: Preset) -> Preset:
     """The preset that pretrains this one's VLM: itself, or vlm_from's, which must agree on VLM_FIELDS."""
     if preset.vlm_from is None:
@@ -323,6 +336,7 @@ def run_study(preset: Preset, root: Path, kinds: tuple[str, ...] = KINDS) -> dic
             write_json(run_dir / "run.json", record)
             runs.append(record)
     if tuple(kinds) != KINDS:
+        record_invocation(root, started, preset.seeds, kinds)
         log(f"runs of {', '.join(kinds)} done; the report needs an invocation with every kind")
         return None
 
@@ -352,11 +366,7 @@ def run_study(preset: Preset, root: Path, kinds: tuple[str, ...] = KINDS) -> dic
     }
     from bench_common import machine_info, timestamp
 
-    invocations_file = root / "invocations.json"
-    invocations = json.loads(invocations_file.read_text()) if invocations_file.is_file() else []
-    invocations.append({"finished": timestamp(), "wall_s": time.monotonic() - started,
-                        "loadavg": [round(x, 2) for x in os.getloadavg()]})
-    write_json(invocations_file, invocations)
+    invocations = record_invocation(root, started, preset.seeds, kinds)
     return {
         "study": "embodiment tax (issue #9)",
         "preset": {**asdict(preset), "tasks": list(preset.tasks)},
