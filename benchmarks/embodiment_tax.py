@@ -262,8 +262,7 @@ def evaluate_split(checkpoint: Path, out: Path, split: str, preset: Preset, epis
     """Closed-loop success of one checkpoint on one split, through the preset's suite."""
     if preset.suite == "metaworld":
         return metaworld_closed_loop(checkpoint, out, preset, episodes)
-    settings = replace(preset, eval_episodes=episodes) if episodes else preset
-    return closed_loop(checkpoint, out, split, settings)
+    return closed_loop(checkpoint, out, split, preset, episodes=episodes)
 
 
 def run_study(preset: Preset, root: Path, kinds: tuple[str, ...] = KINDS) -> dict[str, Any] | None:

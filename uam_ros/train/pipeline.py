@@ -194,18 +194,20 @@ def vqa(checkpoint: Path, out: Path, vl_eval: Path, settings: Any) -> dict[str, 
 
 
 def closed_loop(checkpoint: Path, out: Path, split: str, settings: Any,
-                n_action_steps: int | None = None) -> dict[str, Any]:
+                n_action_steps: int | None = None, episodes: int | None = None) -> dict[str, Any]:
+    """`uam eval` success on one split, episodes per task (default settings.eval_episodes)."""
     from uam_ros.train.evaluate import closed_loop_success
 
     if out.is_file():
         return json.loads(out.read_text())
-    result = closed_loop_success(checkpoint, settings.robot, list(settings.tasks), split, settings.eval_episodes,
+    episodes = episodes or settings.eval_episodes
+    result = closed_loop_success(checkpoint, settings.robot, list(settings.tasks), split, episodes,
                                  n_action_steps=n_action_steps, threads=settings.threads, progress=False)
     result["command"] = (f"uam eval --checkpoint {checkpoint} --tasks {' '.join(settings.tasks)} --split {split} "
-                         f"--episodes {settings.eval_episodes}"
+                         f"--episodes {episodes}"
                          + (f" --n-action-steps {n_action_steps}" if n_action_steps else ""))
     write_json(out, result)
-    log(f"closed loop {split}: {result['success_rate']:.2f} over {settings.eval_episodes} x {len(settings.tasks)} "
+    log(f"closed loop {split}: {result['success_rate']:.2f} over {episodes} x {len(settings.tasks)} "
         f"episodes ({result['wall_s']:.0f} s)")
     return result
 
