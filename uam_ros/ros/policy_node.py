@@ -26,7 +26,8 @@ from visualization_msgs.msg import MarkerArray
 
 from uam_ros.control.policy_loop import PolicyLoop, TickResult
 from uam_ros.control.robot_config import RobotConfig, load_robot_config
-from uam_ros.ros.conversions import positions_msg, rgb_to_image_msg, stamp_to_s, trajectory_to_msg, image_msg_to_rgb
+from uam_ros.ros.cdr import float64_multiarray_cdr, trajectory_cdr
+from uam_ros.ros.conversions import rgb_to_image_msg, stamp_to_s, image_msg_to_rgb
 from uam_ros.ros.diagnostics import RateCounter, diagnostic_array, status_level
 from uam_ros.ros.markers import PathScene, predicted_path_markers
 from uam_ros.ros.params import declare
@@ -408,7 +409,7 @@ class PolicyNode(LifecycleNode):
             return
         result = self.loop.hold(self._now_s(), reason, f"policy {reason}")
         if result.command is not None and self.enabled:
-            msg = trajectory_to_msg(result.command)
+            msg = trajectory_cdr(result.command)
             self._traj_pub.publish(msg)
             self._record("command", msg)
             self.get_logger().info(f"{reason}: holding position")
@@ -486,7 +487,9 @@ class PolicyNode(LifecycleNode):
             self.get_logger().warning(f"holding: {self.loop.status}: {self.loop.status_detail}",
                                       throttle_duration_sec=1.0)
         if result.command is not None:
-            msg = trajectory_to_msg(result.command)
+            # Serialized here (uam_ros.ros.cdr) and published as bytes: rclpy's message objects and
+            # their conversion were a third of the tick that sends a chunk.
+            msg = trajectory_cdr(result.command)
             if result.chunk is not None:
                 # Display topics are published only while someone subscribes (DDS would deliver an
                 # unmatched message to no one anyway); serialising them costs the tick that commands.
@@ -500,7 +503,7 @@ class PolicyNode(LifecycleNode):
             if result.chunk is not None and self._timing_pub.get_subscription_count():
                 self._publish_chunk_timing(result)
         if self.enabled and result.gripper is not None and self._gripper_pub is not None:
-            gripper = positions_msg([result.gripper])
+            gripper = float64_multiarray_cdr([result.gripper])
             self._gripper_pub.publish(gripper)
             self._record("gripper_command", gripper)
         refused = self.loop.status.startswith("rejected_") and self._poll.last is not None
@@ -518,7 +521,7 @@ class PolicyNode(LifecycleNode):
         if self.enabled and self._position_pub is not None:
             setpoint = self.loop.setpoint(now)
             if setpoint is not None:
-                position = positions_msg(setpoint)
+                position = float64_multiarray_cdr(setpoint)
                 self._position_pub.publish(position)
                 self._record("position_command", position)
         # What is not control -- ~/predicted_path (MuJoCo FK + markers, ~half of a chunk tick's cost) and
