@@ -11,7 +11,7 @@ decision takes the node's real path:
   tick (wait)   _on_tick: ObservationSync.get (stamp matching), worker poll, Observation built, submit refused
   tick (submit) _on_tick: the same, the submit accepted
   tick (chunk)  _on_tick: ChunkScheduler.merge (latency drop + blend), SafetyFilter.filter, build_command,
-                command_problems, trajectory_to_msg, publish (trajectory + predicted), gripper command,
+                command_problems, trajectory_cdr (bytes), publish (trajectory + predicted), gripper command,
                 ~/predicted_path (MuJoCo FK + markers), ~/imagined_future image message
   timer dispatch what the executor adds to each tick (spin_once on a due no-op timer)
   inference     Policy.infer on the observation the node submitted: the node's torch backend and, for
@@ -65,7 +65,7 @@ PARTS = {
     "ChunkScheduler.merge": ("control/chunk_scheduler.py", "merge"),
     "SafetyFilter.filter": ("control/safety.py", "filter"),
     "command_problems": ("control/trajectory.py", "command_problems"),
-    "trajectory_to_msg": ("ros/conversions.py", "trajectory_to_msg"),
+    "trajectory_cdr": ("ros/cdr.py", "trajectory_cdr"),
     "publish (rclpy)": ("rclpy/publisher.py", "publish"),
     "~/predicted_path (FK + markers)": ("ros/policy_node.py", "_publish_path"),
     "imagined future -> Image": ("ros/conversions.py", "rgb_to_image_msg"),
