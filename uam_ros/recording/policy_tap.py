@@ -27,6 +27,7 @@ from uam_ros.recording.recorder import Recorder
 from uam_ros.recording.topics import TopicSpec, inference_topics
 from builtin_interfaces.msg import Time
 
+from uam_ros.ros.cdr import ns_to_sec_nanosec
 from uam_ros.ros.conversions import s_to_duration
 
 RECORD_FORMAT = "1"
@@ -35,7 +36,8 @@ RECORD_FORMAT = "1"
 def ns_to_stamp(stamp_ns: int) -> Time:
     """Exact (integer) split, so replay recovers the observation stamp to the nanosecond; a
     round trip through float seconds can be off by a few hundred ns at today's epoch times."""
-    return Time(sec=int(stamp_ns) // 1_000_000_000, nanosec=int(stamp_ns) % 1_000_000_000)
+    sec, nanosec = ns_to_sec_nanosec(int(stamp_ns))
+    return Time(sec=sec, nanosec=nanosec)
 
 
 def observation_msg(stamp_ns: int, joint_names: Sequence[str], state: np.ndarray) -> JointState:

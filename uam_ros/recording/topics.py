@@ -23,6 +23,7 @@ from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
 
 from uam_ros.control.robot_config import RobotConfig
+from uam_ros.ros.cdr import ns_to_sec_nanosec
 from uam_ros.ros.qos import COMMAND_QOS, INSTRUCTION_QOS, SENSOR_QOS
 
 DEFAULT_QOS = QoSProfile(depth=10)  # rclpy's default publisher profile: reliable, volatile
@@ -93,8 +94,8 @@ def inference_topics(policy_node: str) -> list[TopicSpec]:
 
 
 def _duration(duration) -> str:
-    nanoseconds = int(duration.nanoseconds)
-    return f"{{sec: {nanoseconds // 1_000_000_000}, nsec: {nanoseconds % 1_000_000_000}}}"
+    sec, nanosec = ns_to_sec_nanosec(int(duration.nanoseconds))
+    return f"{{sec: {sec}, nsec: {nanosec}}}"
 
 
 def offered_qos_yaml(qos: QoSProfile) -> str:

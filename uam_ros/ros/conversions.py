@@ -11,6 +11,7 @@ from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from uam_ros.control.trajectory import TrajectoryCommand
+from uam_ros.ros.cdr import ns_to_sec_nanosec
 
 try:  # cv_bridge ships with ROS 2 desktop installs, not as a PyPI wheel
     from cv_bridge import CvBridge, CvBridgeError
@@ -25,12 +26,13 @@ def stamp_to_s(stamp: Time) -> float:
 
 
 def s_to_stamp(seconds: float) -> Time:
-    nanoseconds = int(round(seconds * 1e9))
-    return Time(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
+    sec, nanosec = ns_to_sec_nanosec(int(round(seconds * 1e9)))
+    return Time(sec=sec, nanosec=nanosec)
 
 
 def ns_to_duration(nanoseconds: int, check_fields: bool = True) -> Duration:
-    return Duration(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000, check_fields=check_fields)
+    sec, nanosec = ns_to_sec_nanosec(nanoseconds)
+    return Duration(sec=sec, nanosec=nanosec, check_fields=check_fields)
 
 
 def s_to_duration(seconds: float) -> Duration:
