@@ -36,13 +36,16 @@ class Plan:
         """sample() at each of t_s, in whole-array operations: (len(t_s), D)."""
         if len(self) == 1:
             return np.repeat(self.positions[:1], t_s.shape[0], axis=0)
-        k = np.clip(np.searchsorted(self.times_s, t_s, side="right"), 1, len(self) - 1)
-        t0, t1 = self.times_s[k - 1], self.times_s[k]
-        w = np.clip((t_s - t0) / (t1 - t0), 0.0, 1.0)[:, None]
-        return (1.0 - w) * self.positions[k - 1] + w * self.positions[k]
+        # Array methods and np.minimum/np.maximum rather than the np.searchsorted/np.clip wrappers: this
+        # runs in the control tick that sends a chunk, where each numpy call is paid cold.
+        k = np.minimum(np.maximum(self.times_s.searchsorted(t_s, side="right"), 1), len(self) - 1)
+        before = k - 1
+        t0, t1 = self.times_s[before], self.times_s[k]
+        w = np.minimum(np.maximum((t_s - t0) / (t1 - t0), 0.0), 1.0)[:, None]
+        return (1.0 - w) * self.positions[before] + w * self.positions[k]
 
     def after(self, t_s: float) -> "Plan":
-        first = int(np.searchsorted(self.times_s, t_s, side="left"))  # times are increasing
+        first = int(self.times_s.searchsorted(t_s, side="left"))  # times are increasing
         return Plan(self.times_s[first:], self.positions[first:])
 
 
@@ -71,7 +74,7 @@ class ChunkScheduler:
         times = observation_stamp_s + dt_s * np.arange(1, count + 1, dtype=np.float64)
         # Whole-array steps throughout: this runs in the control tick that sends a chunk, where each
         # numpy call on a cold cache costs several microseconds.
-        dropped = int(np.searchsorted(times, now_s + self.min_lead_s, side="left"))
+        dropped = int(times.searchsorted(now_s + self.min_lead_s, side="left"))
         if dropped == count:
             return MergeResult(None, dropped, 0)
         times, new = times[dropped:], np.array(positions[dropped:], dtype=np.float64)
@@ -79,7 +82,7 @@ class ChunkScheduler:
         old = self.plan.after(now_s) if self.plan is not None else None
         if self.blend == "linear" and old is not None and len(old) > 0:
             steps = min(self.blend_steps, len(times))
-            blended = int(np.searchsorted(times[:steps], old.times_s[-1], side="right"))  # inside the old plan
+            blended = int(times[:steps].searchsorted(old.times_s[-1], side="right"))  # inside the old plan
             if blended:
                 w = (np.arange(1, blended + 1) / (steps + 1))[:, None]
                 new[:blended] = (1.0 - w) * old.sample_many(times[:blended]) + w * new[:blended]

@@ -35,23 +35,33 @@ class SafetyFilter:
         self.high = limits.position_max - position_margin
 
     def clamp_positions(self, q: np.ndarray) -> np.ndarray:
-        return np.clip(q, self.low, self.high)
+        # np.minimum/np.maximum: np.clip's result, without its Python-level dispatch (this runs in
+        # the control tick that sends a chunk, where each numpy call costs several microseconds cold).
+        return np.minimum(np.maximum(q, self.low), self.high)
 
     def filter(
         self, times_s: np.ndarray, positions: np.ndarray, q_now: np.ndarray, v_now: np.ndarray | None = None
     ) -> SafetyResult:
-        """times_s: (N,) seconds from now, strictly increasing and > 0; positions: (N, J) targets."""
+        """times_s: (N,) seconds from now, strictly increasing and > 0; positions: (N, J) targets.
+
+        Written for few numpy calls (array methods, no np.diff/np.vstack/np.clip wrappers): in the node
+        this runs once per chunk, right after the control thread woke up, where each distinct numpy
+        call costs several times its warm cost (benchmarks/cold_calls.py)."""
         joints = self.low.shape[0]
         if positions.ndim != 2 or positions.shape[1] != joints or positions.shape[0] != times_s.shape[0]:
             return SafetyResult(False, "bad_shape", f"chunk shape {positions.shape} for {joints} joints")
-        if positions.shape[0] == 0:
+        count = positions.shape[0]
+        if count == 0:
             return SafetyResult(False, "empty", "no points left to execute")
-        if not (np.all(np.isfinite(positions)) and np.all(np.isfinite(times_s)) and np.all(np.isfinite(q_now))):
+        if not (np.isfinite(positions).all() and np.isfinite(times_s).all() and np.isfinite(q_now).all()):
             return SafetyResult(False, "non_finite", "chunk or measured state contains NaN/inf")
-        if times_s[0] <= 0.0 or np.any(np.diff(times_s) <= 0.0):
+        dts = np.empty(count)  # time from the point before (from now, for the first)
+        dts[0] = times_s[0]
+        np.subtract(times_s[1:], times_s[:-1], out=dts[1:])
+        if times_s[0] <= 0.0 or (dts[1:] <= 0.0).any():
             return SafetyResult(False, "bad_timing", "chunk times are not strictly increasing from now")
         deviation = np.abs(positions[0] - q_now)
-        worst = int(np.argmax(deviation))
+        worst = int(deviation.argmax())
         if deviation[worst] > self.max_position_deviation:
             return SafetyResult(
                 False, "deviation",
@@ -59,30 +69,38 @@ class SafetyFilter:
                 f"(limit {self.max_position_deviation:.3f})",
             )
         target = self.clamp_positions(positions)
-        clamped = np.any(target != positions, axis=1)
+        clamped = (target != positions).any(axis=1)
         vmax, amax = self.limits.velocity_max, self.limits.acceleration_max
         low, high, lower, upper = self.low, self.high, np.maximum, np.minimum
         start_q = self.clamp_positions(q_now.astype(np.float64))
-        start_v = np.zeros(joints) if v_now is None else upper(lower(np.nan_to_num(v_now), -vmax), vmax)
+        if v_now is None:
+            start_v = np.zeros(joints)
+        else:
+            start_v = upper(lower(v_now if np.isfinite(v_now).all() else np.nan_to_num(v_now), -vmax), vmax)
         # Where no limit binds, the limited path is the target itself: find the first point where one
         # does with whole-chunk array operations (most chunks need no clamping at all), and walk
         # point by point only from there on -- each limited point depends on the one before it.
-        dts = np.diff(times_s, prepend=0.0)[:, None]
-        steps = np.diff(target, axis=0, prepend=start_q[None, :]) / dts
-        before = np.vstack((start_v[None, :], steps[:-1]))
-        reach = amax * dts
-        binds = ~np.all((steps >= before - reach) & (steps <= before + reach) & (steps >= -vmax) & (steps <= vmax),
-                        axis=1)
-        first = int(np.argmax(binds)) if binds.any() else target.shape[0]
-        out = target.copy()
-        segment_v = steps.copy()
-        if first < target.shape[0]:
+        dt_column = dts[:, None]
+        steps = np.empty_like(target)  # velocity of each segment, from the measured state on
+        np.subtract(target[0], start_q, out=steps[0])
+        np.subtract(target[1:], target[:-1], out=steps[1:])
+        steps /= dt_column
+        before = np.empty_like(steps)  # the velocity each segment starts from
+        before[0] = start_v
+        before[1:] = steps[:-1]
+        reach = amax * dt_column
+        binds = ~((steps >= before - reach) & (steps <= before + reach) & (steps >= -vmax) & (steps <= vmax)).all(axis=1)
+        first = int(binds.argmax()) if binds.any() else count
+        out = target
+        segment_v = steps
+        if first < count:
+            out, segment_v = target.copy(), steps.copy()
             # Plain ufuncs instead of np.clip keep this loop ~4x cheaper (it runs in the control tick
             # that sends a chunk).
             prev_q = start_q if first == 0 else target[first - 1]
             prev_v = before[first]
             prev_t = 0.0 if first == 0 else times_s[first - 1]
-            for k in range(first, target.shape[0]):
+            for k in range(first, count):
                 t = times_s[k]
                 dt = t - prev_t
                 v = (target[k] - prev_q) / dt
@@ -92,12 +110,13 @@ class SafetyFilter:
                 limited = (q - prev_q) / dt
                 out[k], segment_v[k] = q, limited
                 prev_q, prev_v, prev_t = q, limited, t
-        clamped |= np.any(np.abs(out - target) > 1e-9, axis=1)
+            clamped |= (np.abs(out - target) > 1e-9).any(axis=1)
         velocities = np.zeros_like(out)
-        if out.shape[0] > 1:
-            velocities[:-1] = 0.5 * (segment_v[:-1] + segment_v[1:])
+        if count > 1:
+            np.add(segment_v[:-1], segment_v[1:], out=velocities[:-1])
+            velocities[:-1] *= 0.5
         # The last point stops: if no newer chunk comes, the controller settles there.
-        return SafetyResult(True, "", "", out, velocities, int(np.count_nonzero(clamped)))
+        return SafetyResult(True, "", "", out, velocities, int(clamped.sum()))
 
 
 def clamp_gripper(value: float, low: float, high: float) -> float | None:

@@ -8,6 +8,7 @@ ahead, so the controller never receives a point that is already in the past.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -54,33 +55,33 @@ def hold_command(joint_names: Sequence[str], q_hold: np.ndarray, lead_s: float =
 def command_problems(
     command: TrajectoryCommand, limits: JointLimitArrays, min_lead_s: float, tolerance: float = 1e-6
 ) -> list[str]:
-    """Every reason JTC (or our own safety rules) would refuse this command; empty when valid."""
+    """Every reason JTC (or our own safety rules) would refuse this command; empty when valid.
+
+    Array methods rather than the np.all/np.any/np.diff wrappers: this runs in the control tick that
+    sends a chunk, where each numpy call is paid cold (benchmarks/cold_calls.py)."""
     problems = []
-    n, joints = command.positions.shape if command.positions.ndim == 2 else (0, 0)
+    positions, velocities = command.positions, command.velocities
+    n, joints = positions.shape if positions.ndim == 2 else (0, 0)
     if joints != len(command.joint_names):
         problems.append(f"{joints} position columns for {len(command.joint_names)} joint names")
     if n == 0:
         problems.append("no points")
         return problems
-    if command.velocities.shape != command.positions.shape:
+    if velocities.shape != positions.shape:
         problems.append("velocities missing or mis-shaped")
     t = command.time_from_start_s
     if t.shape[0] != n:
         problems.append("one time per point required")
-    elif np.any(np.diff(t) <= 0):
+    elif ((t[1:] - t[:-1]) <= 0).any():
         problems.append("time_from_start not strictly increasing")
     elif t[0] < min_lead_s - tolerance:
         problems.append(f"first point {t[0]:.4f} s ahead, needs >= {min_lead_s:.4f} s")
-    for name, array in (("positions", command.positions), ("velocities", command.velocities),
-                        ("times", t), ("stamp", np.array([command.stamp_s]))):
-        if not np.all(np.isfinite(array)):
+    for name, finite in (("positions", np.isfinite(positions).all()), ("velocities", np.isfinite(velocities).all()),
+                         ("times", np.isfinite(t).all()), ("stamp", math.isfinite(command.stamp_s))):
+        if not finite:
             problems.append(f"non-finite {name}")
-    if np.any(command.positions < limits.position_min - tolerance) or np.any(
-        command.positions > limits.position_max + tolerance
-    ):
+    if (positions < limits.position_min - tolerance).any() or (positions > limits.position_max + tolerance).any():
         problems.append("positions outside joint limits")
-    if command.velocities.shape == command.positions.shape and np.any(
-        np.abs(command.velocities) > limits.velocity_max + tolerance
-    ):
+    if velocities.shape == positions.shape and (np.abs(velocities) > limits.velocity_max + tolerance).any():
         problems.append("velocities above joint limits")
     return problems
