@@ -11,8 +11,9 @@ each round so that machine noise hits all alike:
   10 ms, again  the same call right after the one timed at "sleep 10 ms": whether what the sleep
                 cost is paid once per wake-up (cold caches for this code) or on every call
 
-A trained chunk's shape: 16 points of the Panda's 7 joints (+ gripper for merge), an arm at rest
-so that the acceleration limit binds (the safety filter walks every point, as in node_overhead.py).
+A trained chunk's shape: 16 points of the Panda's 7 joints (+ gripper for merge), from the middle of
+the joint ranges; the safety filter twice: a chunk no limit binds (most chunks in node_overhead.py)
+and one that starts too fast for the arm at rest (the filter walks every point).
 Writes results/<name>.json + .png.
 
     python benchmarks/cold_calls.py [--rounds 40]
@@ -50,9 +51,10 @@ def tick_parts(robot_name: str) -> dict:
     limits = robot.limits_arrays()
     joints, dt = robot.arm_dof, 1.0 / robot.chunk.action_rate_hz
     times = dt * np.arange(1, 17)
-    q0 = np.zeros(joints)
-    target = q0 + np.cumsum(np.full((16, joints), 0.05), axis=0)
-    command = build_command(robot.joints.names, 1795714805.1, times, target, target)
+    q0 = 0.5 * (limits.position_min + limits.position_max)
+    target = q0 + np.cumsum(np.full((16, joints), 0.15), axis=0)  # too fast from rest: the limits bind
+    gentle = q0 + np.cumsum(np.full((16, joints), 0.002), axis=0)
+    command = build_command(robot.joints.names, 1795714805.1, times, gentle, np.full_like(gentle, 0.04))
     safety = SafetyFilter(limits, robot.control.max_position_deviation)
     scheduler = ChunkScheduler(robot.chunk.blend, robot.chunk.blend_steps, min_lead_s=1.0 / robot.control.rate_hz)
     chunk = np.zeros((16, robot.action_dim))
@@ -61,9 +63,13 @@ def tick_parts(robot_name: str) -> dict:
         scheduler.merge(chunk, dt, 100.0, 100.0 + 2 * dt)  # blends into the plan the previous call left
 
     scheduler.merge(chunk, dt, 100.0 - dt, 100.0)
+    if safety.filter(times, gentle, q0, np.zeros(joints)).clamped_points or \
+            not safety.filter(times, target, q0, np.zeros(joints)).clamped_points:
+        raise RuntimeError(f"{robot_name}: the two safety-filter chunks do not bind / bind as intended")
     return {
         "ChunkScheduler.merge": merge,
-        "SafetyFilter.filter": lambda: safety.filter(times, target, q0, np.zeros(joints)),
+        "SafetyFilter.filter (no limit binds)": lambda: safety.filter(times, gentle, q0, np.zeros(joints)),
+        "SafetyFilter.filter (limits bind)": lambda: safety.filter(times, target, q0, np.zeros(joints)),
         "command_problems": lambda: command_problems(command, limits, 1.0 / robot.control.rate_hz),
         "trajectory_to_msg + serialize_message": lambda: serialize_message(trajectory_to_msg(command)),
         "trajectory_cdr": lambda: trajectory_cdr(command),
