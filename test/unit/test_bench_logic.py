@@ -198,3 +198,25 @@ def test_memory_and_cpu_of_a_node_include_its_children():
             subprocess.run(["kill", str(pid)], check=False)
         parent.wait(10)
     assert common.rss_kb(parent.pid) is None
+
+
+# ---- cold_calls: warm vs after-a-sleep summary, and the closures it times ----------------------------
+cold_calls = load("cold_calls")
+
+
+def test_cold_calls_summary_is_p50_and_ratio_to_the_warm_p50():
+    samples = {"part": {"warm": [1e-6, 2e-6, 3e-6], "sleep 10 ms": [10e-6, 20e-6, 40e-6]}}
+    table = cold_calls.summarize(samples)["part"]
+    assert table["warm"]["p50_us"] == pytest.approx(2.0) and table["warm"]["x_warm"] == pytest.approx(1.0)
+    assert table["sleep 10 ms"]["p50_us"] == pytest.approx(20.0) and table["sleep 10 ms"]["x_warm"] == pytest.approx(10.0)
+    assert table["sleep 10 ms"]["p90_us"] == pytest.approx(36.0)
+
+
+def test_cold_calls_times_every_part_in_every_condition():
+    parts = cold_calls.tick_parts("franka_panda")  # raises if its two filter chunks do not (not) bind
+    assert {"trajectory_cdr", "trajectory_to_msg + serialize_message", "ChunkScheduler.merge"} <= set(parts)
+    samples = cold_calls.measure(parts, rounds=1, warm_repeats=2)
+    conditions = {"warm", "10 ms, again"} | {f"sleep {ms:g} ms" for ms in cold_calls.SLEEPS_MS}
+    for part, by_condition in samples.items():
+        assert set(by_condition) == conditions, part
+        assert all(len(v) == 1 and v[0] > 0 for v in by_condition.values()), part
