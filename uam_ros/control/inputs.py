@@ -6,6 +6,7 @@ counters) and a human message (for the log). Nothing here raises anything else o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -79,21 +80,23 @@ class JointStateMapper:
             raise InputRejected(
                 "malformed_joint_state", f"joint_states has {len(names)} names but {len(velocities)} velocities"
             )
+        # Array methods and math.isfinite rather than np.all/np.isfinite on scalars: this runs for every
+        # joint state (500 Hz from some drivers), a few numpy calls each.
         arm_idx, gripper_idx = self._indices(names)
         pos = np.asarray(positions, dtype=np.float64)
         arm_q = pos[arm_idx]
-        if not np.all(np.isfinite(arm_q)):
+        if not np.isfinite(arm_q).all():
             bad = [self.arm_joints[i] for i in np.flatnonzero(~np.isfinite(arm_q))]
             raise InputRejected("non_finite_joint_state", f"joint_states has non-finite positions for {bad}")
         arm_v = None
         if len(velocities):
             arm_v = np.asarray(velocities, dtype=np.float64)[arm_idx]
-            if not np.all(np.isfinite(arm_v)):
+            if not np.isfinite(arm_v).all():
                 arm_v = None  # velocities are only a hint for the acceleration limit; positions matter
         gripper = None
         if gripper_idx is not None:
             value = float(pos[gripper_idx])
-            gripper = value if np.isfinite(value) else None
+            gripper = value if math.isfinite(value) else None
         return JointSample(stamp_s=stamp_s, positions=arm_q, velocities=arm_v, gripper=gripper)
 
 
