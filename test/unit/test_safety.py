@@ -136,3 +136,14 @@ def test_limited_path_equals_the_point_by_point_definition(spread):
                                                              | np.any(f.clamp_positions(target) != target, axis=1)))
         walked += result.clamped_points > 0
     assert walked > 0 or spread == 0.01  # the larger spreads must exercise the limits
+
+
+def test_velocity_limit_alone_binds():
+    lim = limits(n=3, vmax=1.0, amax=10.0)
+    f = SafetyFilter(lim, 10.0)
+    t = times(8)  # 0.1 s apart: reach = amax * dt = 1 rad/s, so 1.3 rad/s from 1 rad/s is no acceleration problem
+    q0, v0 = np.zeros(3), np.ones(3)
+    result = f.filter(t, 1.3 * t[:, None] * np.ones((8, 3)), q0, v0)
+    seg_v = assert_feasible(result, lim, q0, t)
+    np.testing.assert_allclose(seg_v, 1.0, rtol=0, atol=1e-12)  # held at the limit, not at 1.3
+    assert result.clamped_points == 8
