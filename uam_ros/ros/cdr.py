@@ -3,10 +3,11 @@
 Why: rclpy publishes a `bytes` object as an already serialized message (Publisher.publish ->
 publish_raw), which skips building a Python JointTrajectory (16 point objects, their arrays and
 durations) and rmw's conversion of it back into C: together a third of the tick that sends a chunk
-(benchmarks/node_overhead.py). The bytes are those rclpy's serialize_message gives for the message
-conversions.trajectory_to_msg builds, byte for byte except that alignment padding is zeros here
-(rclpy leaves it uninitialised) and rclpy's buffer can run on past the message's end
-(test/unit/test_cdr.py), so subscribers, recordings and `ros2 bag` read the same message.
+(benchmarks/node_overhead.py). The bytes are exactly those rmw_fastrtps_cpp puts on the wire when
+the message conversions.trajectory_to_msg builds is published (test/integration/test_cdr_wire.py),
+and rclpy's serialize_message of it byte for byte except its uninitialised padding and a buffer that
+can run on past the message's end (test/unit/test_cdr.py): subscribers, recordings and `ros2 bag`
+read the same message.
 
 Plain (XCDR1) little-endian CDR as rmw_fastrtps_cpp writes ROS 2 messages: a 4-byte encapsulation
 header, then each field at an offset aligned to its size, counted from the end of that header.
