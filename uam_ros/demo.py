@@ -11,9 +11,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
-import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from uam_ros.ros.bringup import SPLITS, sim_clock_parameters
+from uam_ros.ros.node_process import NodeProcess
 
 SIM_CAMERA_RATE_HZ = 15.0  # the demo's uam_sim camera rate (world time): videos and the success report lag
 
@@ -69,32 +67,6 @@ class EpisodeResult:
     commands: int
     video: str
     overlay_video: str = ""
-
-
-def _ros_args(params: dict[str, object]) -> list[str]:
-    args = ["--ros-args"]
-    for key, value in params.items():
-        args += ["-p", f"{key}:={str(value).lower() if isinstance(value, bool) else value}"]
-    return args
-
-
-class _Process:
-    def __init__(self, module: str, params: dict[str, object], log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = open(log_path, "w")
-        self.process = subprocess.Popen([sys.executable, "-m", module, *_ros_args(params)], stdout=self._log,
-                                        stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-        return self.process.returncode
 
 
 def _write_video(frames: list[np.ndarray], path: Path, fps: float, scale: int = 3) -> None:
@@ -310,7 +282,7 @@ def run_demo(robot: str, tasks: list[str], episodes: int, split: str, seed: int,
                                      "camera_rate_hz": SIM_CAMERA_RATE_HZ}
     if sim_clock:
         sim_params.update(sim_clock_parameters(real_time_factor))
-    sim = _Process("uam_ros.ros.sim_node", sim_params, out_dir / "uam_sim.log")
+    sim = NodeProcess("uam_ros.ros.sim_node", sim_params, out_dir / "uam_sim.log")
     results: list[EpisodeResult] = []
     sheet_rows = []
     try:
@@ -332,7 +304,7 @@ def run_demo(robot: str, tasks: list[str], episodes: int, split: str, seed: int,
                 policy_model = model or f"expert://{task}?split={split}&seed={episode_seed}"
                 name = f"{Path(robot).stem}_{task}_{split}_{episode_seed}"  # robot: a name or a YAML path
                 started = time.monotonic()
-                policy = _Process("uam_ros.ros.policy_node", {
+                policy = NodeProcess("uam_ros.ros.policy_node", {
                     "robot": robot, "model": policy_model, "backend": backend, "autostart": True, "enable": True,
                     "instruction": instruction, "inference_threads": 1, "replan_steps": replan_steps,
                     "use_sim_time": sim_clock},

@@ -10,7 +10,8 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from trajectory_msgs.msg import JointTrajectory
 
-from ros_harness import NodeProcess, TestClient
+from ros_harness import TestClient
+from uam_ros.ros.node_process import NodeProcess
 from test_policy_node import POLICY, Arm, check_jtc_valid  # noqa: F401  (re-exported for the tests)
 from uam_ros.ros.conversions import duration_to_s, stamp_to_s
 

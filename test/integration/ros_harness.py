@@ -1,4 +1,4 @@
-"""Run a node in a subprocess and talk to it over real DDS on localhost.
+"""Talk to a node (started with uam_ros.ros.node_process.NodeProcess) over real DDS on localhost.
 
 The node under test runs exactly as users run it (its own process, its own executor); the test
 side is a plain rclpy node that publishes inputs and records what comes back.
@@ -6,14 +6,9 @@ side is a plain rclpy node that publishes inputs and records what comes back.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import rclpy
@@ -23,37 +18,6 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
 
 from uam_ros.ros.conversions import rgb_to_image_msg, s_to_stamp
-
-
-class NodeProcess:
-    """A node started as `python -m module --ros-args ...`, its output captured to a file."""
-
-    def __init__(self, module: str, params: dict[str, object], log_path: Path, name: str = "") -> None:
-        args = [sys.executable, "-m", module, "--ros-args"]
-        for key, value in params.items():
-            text = str(value).lower() if isinstance(value, bool) else str(value)
-            args += ["-p", f"{key}:={text}"]
-        self.log_path = log_path
-        self._log = open(log_path, "w")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env)
-
-    def log(self) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text()
-
-    def stop(self, sig: int = signal.SIGINT, timeout: float = 15.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if not self._log.closed:
-            self._log.close()
-        return self.process.returncode
 
 
 class Recorder:

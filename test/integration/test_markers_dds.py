@@ -28,7 +28,7 @@ from std_msgs.msg import String  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
-from ros_harness import NodeProcess  # noqa: E402
+from uam_ros.ros.node_process import NodeProcess  # noqa: E402
 from uam_ros.ros.conversions import stamp_to_s  # noqa: E402
 from uam_ros.ros.qos import INSTRUCTION_QOS  # noqa: E402
 

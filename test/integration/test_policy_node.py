@@ -13,7 +13,7 @@ from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
 
-from ros_harness import NodeProcess
+from uam_ros.ros.node_process import NodeProcess
 from uam_ros.ros.conversions import duration_to_s, stamp_to_s
 from uam_ros.ros.qos import INSTRUCTION_QOS
 

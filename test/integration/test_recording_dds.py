@@ -15,7 +15,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
-from ros_harness import NodeProcess
+from uam_ros.ros.node_process import NodeProcess
 from uam_ros.recording.reader import decode, read_recording
 from uam_ros.recording.topics import expand
 from uam_ros.ros.qos import INSTRUCTION_QOS

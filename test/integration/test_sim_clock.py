@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import Image, JointState
 
-from ros_harness import NodeProcess
+from uam_ros.ros.node_process import NodeProcess
 from uam_ros.ros.qos import SENSOR_QOS
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

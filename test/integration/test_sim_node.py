@@ -10,7 +10,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from ros_harness import NodeProcess
+from uam_ros.ros.node_process import NodeProcess
 from uam_ros.ros.conversions import s_to_duration
 from uam_ros.ros.qos import COMMAND_QOS, INSTRUCTION_QOS, SENSOR_QOS
 

@@ -196,3 +196,11 @@ def test_every_parameter_is_one_the_node_declares():
         assert set(node.parameters) - {"use_sim_time"} <= names, node.name
         if node.autostart_parameter:
             assert node.autostart_parameter in names
+
+
+def test_node_process_writes_parameters_as_ros2_run_parses_them():
+    from uam_ros.ros.node_process import ros_arguments
+
+    assert ros_arguments({"instruction": "put: the cube", "enable": True, "control_rate_hz": 0.5, "model": ""}) == [
+        "--ros-args", "-p", 'instruction:="put: the cube"', "-p", "enable:=true", "-p", "control_rate_hz:=0.5",
+        "-p", 'model:=""']
