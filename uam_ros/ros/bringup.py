@@ -161,8 +161,7 @@ class NodeSpec:
         parameters = dict(self.parameters)
         if autostart and self.autostart_parameter:
             parameters[self.autostart_parameter] = True
-        for key, value in parameters.items():
-            args += ["-p", f"{key}:={parameter_text(value)}"]
+        args += parameter_arguments(parameters)
         for source, target in self.remappings:
             args += ["-r", f"{source}:={target}"]
         return args
@@ -175,6 +174,11 @@ class NodeSpec:
 
 def normalize_namespace(namespace: str) -> str:
     return "/" + namespace.strip("/") if namespace.strip("/") else ""
+
+
+def parameter_arguments(parameters: dict[str, object]) -> list[str]:
+    """`-p name:=value` for each parameter, as `ros2 run` / launch parse them."""
+    return [arg for key, value in parameters.items() for arg in ("-p", f"{key}:={parameter_text(value)}")]
 
 
 def parameter_text(value: object) -> str:

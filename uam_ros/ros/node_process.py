@@ -2,7 +2,7 @@
 
 The demo and the integration tests run the nodes this way (their own process, their own executor),
 with the output in a log file; parameters are written as `ros2 run`/launch would parse them
-(bringup.parameter_text: YAML, strings quoted where YAML would read something else).
+(bringup.parameter_arguments: YAML, strings quoted where YAML would read something else).
 """
 
 from __future__ import annotations
@@ -13,14 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from uam_ros.ros.bringup import parameter_text
+from uam_ros.ros.bringup import parameter_arguments
 
 
 def ros_arguments(params: dict[str, object]) -> list[str]:
-    args = ["--ros-args"]
-    for key, value in params.items():
-        args += ["-p", f"{key}:={parameter_text(value)}"]
-    return args
+    return ["--ros-args", *parameter_arguments(params)]
 
 
 class NodeProcess:
