@@ -99,9 +99,10 @@ def period_errors_s(tick_times_s, period_s: float) -> np.ndarray:
     return np.abs(np.diff(t) - period_s)
 
 
-def make_checkpoint(robot_name: str, directory: Path) -> Path:
+def make_checkpoint(robot_name: str, directory: Path, config_overrides: dict | None = None) -> Path:
     """A seeded, untrained checkpoint of the default UAMConfig for the robot (latency does not
-    depend on training); the same one benchmarks/backends.py and jitter.py use."""
+    depend on training); the same one benchmarks/backends.py and jitter.py use. config_overrides:
+    UAMConfig fields to change (a larger model, to see a figure against its inference time)."""
     from uam_ros.control.robot_config import load_robot_config
     from uam_ros.model.checkpoint import init_checkpoint
 
@@ -109,7 +110,7 @@ def make_checkpoint(robot_name: str, directory: Path) -> Path:
     home = list(robot.action_home)
     return init_checkpoint(directory, state_dim=len(home), action_dim=len(home),
                            joint_names=robot.action_joint_names, robot_name=robot.name,
-                           instructions=["reach the red cube"], seed=0, state_mean=home,
+                           instructions=["reach the red cube"], seed=0, state_mean=home, config_overrides=config_overrides,
                            state_std=[0.5] * len(home), action_mean=home, action_std=[0.02] * len(home))
 
 

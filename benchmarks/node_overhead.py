@@ -72,6 +72,19 @@ PARTS = {
 }
 
 
+def model_overrides(settings: list[str]) -> dict:
+    """--model-set FIELD=VALUE ... -> UAMConfig overrides (values read as YAML: 512 -> int, 0.1 -> float)."""
+    import yaml
+
+    overrides = {}
+    for setting in settings:
+        field, sep, value = setting.partition("=")
+        if not sep or not field:
+            raise SystemExit(f"--model-set {setting!r}: expected FIELD=VALUE")
+        overrides[field.strip()] = yaml.safe_load(value)
+    return overrides
+
+
 def sim_scene(robot) -> dict:
     """What the robot's camera and joints report at the start of a train-split reach episode (seed
     100000, the first evaluation layout): a trained model then proposes a chunk the safety filter
@@ -200,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="", help="checkpoint directory (default: the robot's shipped model, "
                         "models/default/<robot>, or a seeded untrained default UAMConfig where there is none)")
     parser.add_argument("--untrained", action="store_true", help="the seeded untrained checkpoint even where a model ships")
+    parser.add_argument("--model-set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="untrained checkpoint with this UAMConfig field changed (repeatable; implies --untrained), "
+                        "e.g. --model-set d_model=512 --model-set n_heads=8: the same node against a larger model")
     parser.add_argument("--backends", nargs="*", default=["torch", "onnxruntime"], choices=("torch", "onnxruntime"))
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--cycles", type=int, default=10, help="cycles (one frame -> one chunk) per round")
@@ -241,10 +257,10 @@ def main(argv: list[str] | None = None) -> int:
     shipped = models_dir() / "default" / robot.name
     if args.model:
         model = Path(args.model)
-    elif shipped.is_dir() and not args.untrained:
+    elif shipped.is_dir() and not args.untrained and not args.model_set:
         model = shipped  # the model the node runs by default: its inference time is what overhead is measured against
     else:
-        model = make_checkpoint(args.robot, workdir / "ckpt")
+        model = make_checkpoint(args.robot, workdir / "ckpt", config_overrides=model_overrides(args.model_set))
     scene = sim_scene(robot)
     env_before = machine_info()
 
@@ -272,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         policies["onnxruntime"] = OrtPolicy(model, robot.action_joint_names, providers="cpu", cache_dir=workdir / "cache",
                                             threads=threads, seed=0)
         policies["onnxruntime"].warmup()
+    policies_all = dict(policies)
     policies = {k: v for k, v in policies.items() if k in args.backends}
 
     source = rclpy.create_node("uam_overhead_source")
@@ -478,7 +495,9 @@ def main(argv: list[str] | None = None) -> int:
                 lean[f"no_path_events_{label}"] = overhead_summary(both, inf, rates)
     result = {
         "created": timestamp(),
-        "config": {"robot": robot.name, "model": str(model), "threads": threads, "rounds": args.rounds,
+        "config": {"robot": robot.name, "model": str(model), "model_set": model_overrides(args.model_set),
+                   "model_parameters": sum(p.numel() for p in policies_all["torch"].model.parameters()),
+                   "threads": threads, "rounds": args.rounds,
                    "cycles_per_round": args.cycles, "joints_per_cycle": args.joints_per_cycle,
                    "predicted_path": args.predicted_path, "viewer": args.viewer, "rates": rates, "benchmark_s": round(bench_s, 1),
                    "chunks_commanded": accepted[0], "deliveries_not_on_first_spin": missed},

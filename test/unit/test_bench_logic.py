@@ -220,3 +220,10 @@ def test_cold_calls_times_every_part_in_every_condition():
     for part, by_condition in samples.items():
         assert set(by_condition) == conditions, part
         assert all(len(v) == 1 and v[0] > 0 for v in by_condition.values()), part
+
+
+def test_node_overhead_model_set_reads_yaml_values_and_rejects_malformed_settings():
+    assert node_overhead.model_overrides(["d_model=512", "n_heads = 8", "dropout=0.1", "dorsal_stem=conv"]) == {
+        "d_model": 512, "n_heads": 8, "dropout": 0.1, "dorsal_stem": "conv"}
+    with pytest.raises(SystemExit, match="FIELD=VALUE"):
+        node_overhead.model_overrides(["d_model"])
