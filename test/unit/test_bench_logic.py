@@ -227,3 +227,33 @@ def test_node_overhead_model_set_reads_yaml_values_and_rejects_malformed_setting
         "d_model": 512, "n_heads": 8, "dropout": 0.1, "dorsal_stem": "conv"}
     with pytest.raises(SystemExit, match="FIELD=VALUE"):
         node_overhead.model_overrides(["d_model"])
+
+
+# ---- ab_node_overhead: figures from a node_overhead result, pairs compared -----------------------------
+ab = load("ab_node_overhead")
+
+
+def overhead_result(chunk_ms, path_ms, torch_pct, events_pct=None):
+    result = {"unit_costs_cpu": {"tick_chunk": {"p50_ms": chunk_ms}},
+              "overhead_cpu_time": {"per_chunk_path_ms": path_ms,
+                                    "backends": {"torch": {"per_chunk_path_pct": torch_pct, "inference_p50_ms": 14.0}}}}
+    if events_pct is not None:
+        result["overhead_if_events_executor"] = {"cpu_time": {"backends": {"torch": {"per_chunk_path_pct": events_pct}}}}
+    return result
+
+
+def test_ab_compare_counts_the_pairs_the_working_tree_won_and_takes_medians():
+    pairs = [{"base": ab.figures(overhead_result(1.0, 2.0, 14.0, 9.0)), "new": ab.figures(overhead_result(0.8, 1.8, 12.0, 8.0))},
+             {"base": ab.figures(overhead_result(0.9, 1.9, 13.0, 8.5)), "new": ab.figures(overhead_result(0.95, 1.7, 12.5, 8.6))},
+             {"base": ab.figures(overhead_result(1.1, 2.1, 15.0, 9.5)), "new": ab.figures(overhead_result(0.7, 1.6, 11.0, 7.0))}]
+    summary = ab.compare(pairs)
+    assert summary["chunk_tick_ms"] == {"base_median": 1.0, "new_median": 0.8, "new_lower_in": 2, "pairs": 3}
+    assert summary["torch_pct_events"]["new_lower_in"] == 2 and summary["torch_pct_events"]["base_median"] == 9.0
+    assert summary["per_chunk_path_ms"]["new_lower_in"] == 3
+
+
+def test_ab_figures_without_the_events_comparison():
+    figures = ab.figures(overhead_result(1.0, 2.0, 14.0))
+    assert np.isnan(figures["torch_pct_events"])
+    summary = ab.compare([{"base": figures, "new": figures}])
+    assert summary["torch_pct_events"]["pairs"] == 0 and summary["chunk_tick_ms"]["new_lower_in"] == 0
