@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_common import RESULTS, ROOT, bench_parser, machine_info, save_figure, timestamp  # noqa: E402
+from bench_common import RESULTS, ROOT, bench_parser, machine_info, save_figure, timestamp, write_result  # noqa: E402
 
 FIGURES = ("chunk_tick_ms", "per_chunk_path_ms", "torch_pct", "torch_pct_events")
 
@@ -124,11 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     for key, row in result["summary"].items():
         print(f"{key:18s} median {row['base_median']:.3f} -> {row['new_median']:.3f}; "
               f"working tree lower in {row['new_lower_in']} of {row['pairs']} pairs")
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{args.name}.json"
-    path.write_text(json.dumps(result, indent=1))
-    plot(result, path.with_suffix(".png"))
-    print(f"wrote {path} and .png")
+    write_result(result, args.out, args.name, plot)
     return 0
 
 

@@ -7,6 +7,7 @@ Pure Python + numpy at import time (no rclpy, no torch, no matplotlib), so the u
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import random
@@ -82,6 +83,16 @@ def save_figure(fig, path, title: str | None, *, dpi: int = 110, rect=None) -> N
         fig.tight_layout(rect=rect)
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
+
+
+def write_result(result: dict, out: Path, name: str, plot) -> Path:
+    """out/<name>.json, then plot(result, out/<name>.png): every benchmark's JSON + plot pair."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.json"
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    plot(result, path.with_suffix(".png"))
+    print(f"wrote {path} and .png")
+    return path
 
 
 def stats_ms(values_s) -> dict[str, float]:

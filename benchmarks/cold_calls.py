@@ -21,7 +21,6 @@ Writes results/<name>.json + .png.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -31,7 +30,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_common import RESULTS, bench_parser, machine_info, machine_summary, save_figure, timestamp  # noqa: E402
+from bench_common import (RESULTS, bench_parser, machine_info, machine_summary, save_figure, timestamp,  # noqa: E402
+                          write_result)
 
 SLEEPS_MS = (0.1, 1.0, 10.0)
 
@@ -150,11 +150,7 @@ def main(argv: list[str] | None = None) -> int:
               "samples_us": {p: {c: [s * 1e6 for s in v] for c, v in by.items()} for p, by in samples.items()}}
     for part, by_condition in table.items():
         print(f"{part:40s} " + "  ".join(f"{c} {v['p50_us']:7.1f} us (x{v['x_warm']:.1f})" for c, v in by_condition.items()))
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{args.name}.json"
-    path.write_text(json.dumps(result, indent=1))
-    plot(result, path.with_suffix(".png"))
-    print(f"wrote {path} and .png")
+    write_result(result, args.out, args.name, plot)
     return 0
 
 
