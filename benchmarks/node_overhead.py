@@ -255,12 +255,13 @@ def main(argv: list[str] | None = None) -> int:
     robot = load_robot_config(args.robot)
     workdir = Path(tempfile.mkdtemp(prefix="uam-overhead-"))
     shipped = models_dir() / "default" / robot.name
+    overrides = model_overrides(args.model_set)
     if args.model:
         model = Path(args.model)
-    elif shipped.is_dir() and not args.untrained and not args.model_set:
+    elif shipped.is_dir() and not args.untrained and not overrides:
         model = shipped  # the model the node runs by default: its inference time is what overhead is measured against
     else:
-        model = make_checkpoint(args.robot, workdir / "ckpt", config_overrides=model_overrides(args.model_set))
+        model = make_checkpoint(args.robot, workdir / "ckpt", config_overrides=overrides)
     scene = sim_scene(robot)
     env_before = machine_info()
 
@@ -288,7 +289,6 @@ def main(argv: list[str] | None = None) -> int:
         policies["onnxruntime"] = OrtPolicy(model, robot.action_joint_names, providers="cpu", cache_dir=workdir / "cache",
                                             threads=threads, seed=0)
         policies["onnxruntime"].warmup()
-    policies_all = dict(policies)
     policies = {k: v for k, v in policies.items() if k in args.backends}
 
     source = rclpy.create_node("uam_overhead_source")
@@ -495,8 +495,8 @@ def main(argv: list[str] | None = None) -> int:
                 lean[f"no_path_events_{label}"] = overhead_summary(both, inf, rates)
     result = {
         "created": timestamp(),
-        "config": {"robot": robot.name, "model": str(model), "model_set": model_overrides(args.model_set),
-                   "model_parameters": sum(p.numel() for p in policies_all["torch"].model.parameters()),
+        "config": {"robot": robot.name, "model": str(model), "model_set": overrides,
+                   "model_parameters": sum(p.numel() for p in node.worker.policy.model.parameters()),
                    "threads": threads, "rounds": args.rounds,
                    "cycles_per_round": args.cycles, "joints_per_cycle": args.joints_per_cycle,
                    "predicted_path": args.predicted_path, "viewer": args.viewer, "rates": rates, "benchmark_s": round(bench_s, 1),
