@@ -61,6 +61,18 @@ def test_cuda_inference_matches_cpu(joints, mode):
     assert moved > 10 * PARITY_RAD  # the chunk moves: the tolerance is not larger than the signal
 
 
+def test_unset_threads_on_a_gpu_are_one(joints):
+    """On a GPU the CPU only prepares the inputs: one intra-op thread, not cores - 1 spinning between
+    calls (benchmarks/inference_cpu.py: 3.4 cores at 15 Hz with 15 threads on an H100 box)."""
+    before = torch.get_num_threads()
+    try:
+        policy = TorchPolicy(DEFAULT_MODEL, joints, threads=0, device="cuda")
+        assert policy.threads == 1 and torch.get_num_threads() == 1
+        assert TorchPolicy(DEFAULT_MODEL, joints, threads=0, device="cpu").threads == max(1, os.cpu_count() - 1)
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_auto_backend_on_a_gpu_without_tensorrt(joints, tmp_path):
     """No TensorRT: auto runs torch with CUDA graphs on the GPU rather than ONNX Runtime on the CPU,
     unless onnxruntime has a CUDA provider, or the options pin torch to the CPU."""

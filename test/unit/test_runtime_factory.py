@@ -3,6 +3,8 @@ back (with a warning reason) instead of failing, and a bad checkpoint is an erro
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -13,7 +15,7 @@ from uam_ros.runtime.engine_cache import EngineRefused
 from uam_ros.runtime.factory import backend_status, create_policy
 from uam_ros.runtime.parity import ParityReport, thresholds_for
 from uam_ros.runtime.policy import Observation
-from uam_ros.runtime.torch_backend import TorchPolicy, resolve_mode
+from uam_ros.runtime.torch_backend import TorchPolicy, default_thread_count, resolve_mode
 
 torch.set_num_threads(1)
 
@@ -106,6 +108,23 @@ def test_torch_requested_and_its_modes(setup):
     graphs = counters["stats"]["unique_graphs"]
     compiled.infer(Observation(np.full((40, 56, 3), 90, np.uint8), np.zeros(4), "pick", 2))
     assert counters["stats"]["unique_graphs"] == graphs
+
+
+def test_unset_threads_follow_where_inference_runs(setup, monkeypatch):
+    """threads=0: all cores but one for inference on the CPU (one is the control loop's), one on a
+    GPU, where the CPU only prepares the inputs and idle intra-op threads spin (benchmarks/inference_cpu.py)."""
+    ckpt, options = setup
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert default_thread_count("cpu") == default_thread_count(torch.device("cpu")) == 7
+    assert default_thread_count("cuda") == default_thread_count(torch.device("cuda:0")) == 1
+    try:
+        policy = TorchPolicy(ckpt, JOINTS, threads=0, device="cpu")
+        assert policy.threads == 7 and torch.get_num_threads() == 7
+        ort = create_policy("onnxruntime", ckpt, JOINTS, threads=0, options={**options, "providers": "cpu"})
+        assert ort.policy.threads == 7 and "7 thread(s)" in ort.reason, ort.reason
+        assert TorchPolicy(ckpt, JOINTS, threads=3, device="cpu").threads == 3  # a configured count is kept
+    finally:
+        torch.set_num_threads(1)
 
 
 def test_bad_checkpoint_or_layout_is_an_error_not_a_fallback(setup, tmp_path):

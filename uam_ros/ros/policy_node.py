@@ -52,7 +52,8 @@ class PolicyNodeParams:
     autostart: bool = spec(False, description="Configure and activate without a lifecycle manager")
     instruction: str = spec("", description="Initial language instruction (~/instruction overrides it)")
     control_rate_hz: float = spec(0.0, description="Control timer rate; 0 = the robot config's", ge=0.0, le=1000.0)
-    inference_threads: int = spec(0, description="Intra-op threads for inference; 0 = cores - 1", ge=0, le=256)
+    inference_threads: int = spec(0, description="Intra-op threads for inference; 0 = cores - 1 on the CPU, 1 on a GPU",
+                                  ge=0, le=256)
     inference_timeout_s: float = spec(0.0, description="Hold when one inference runs longer; 0 = n_action_steps/action_rate", ge=0.0)
     replan_steps: int = spec(-1, description="Action steps of a chunk the arm executes before the next camera image "
                              "goes to inference; 0 = every new image; -1 = the model's (its checkpoint's "

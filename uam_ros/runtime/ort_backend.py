@@ -3,7 +3,8 @@
 Same processor and the same seeded noise as TorchPolicy (both are CheckpointPolicy), so for the same
 seed and observations the two give the same chunks to ~1e-6.
 
-Session: intra-op threads from the config (default cores - 1, DESIGN.md section 1), one inter-op
+Session: intra-op threads from the config (default cores - 1 on the CPU provider, DESIGN.md section 1;
+1 on CUDA: torch_backend.default_thread_count), one inter-op
 thread, ORT_ENABLE_ALL graph optimisation, and no spin-waiting by default -- a spinning ORT worker
 burns the core the control timer needs. CUDAExecutionProvider is used when this onnxruntime has it
 (the onnxruntime-gpu wheel) and a GPU is usable; CPU otherwise. Inputs and outputs go through IO
@@ -95,8 +96,10 @@ class OrtPolicy(CheckpointPolicy):
     ) -> None:
         import onnxruntime as ort
 
+        chosen = choose_providers(providers)
+        on_gpu = chosen[0] == "CUDAExecutionProvider"
         super().__init__(checkpoint_dir, joint_names, threads=threads, seed=seed, default_dt_s=default_dt_s,
-                         checkpoint=checkpoint)
+                         checkpoint=checkpoint, compute_device="cuda" if on_gpu else "cpu")
         if onnx_path is None:
             onnx_path = ensure_onnx(self.checkpoint, cache_dir=cache_dir, opset=opset, progress=progress).path
         else:
@@ -107,7 +110,7 @@ class OrtPolicy(CheckpointPolicy):
         self.onnx_path = Path(onnx_path)
         self.session = ort.InferenceSession(
             str(self.onnx_path), session_options(self.threads, allow_spinning=allow_spinning),
-            providers=choose_providers(providers),
+            providers=chosen,
         )
         self.providers = self.session.get_providers()
         self.device = "cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu"

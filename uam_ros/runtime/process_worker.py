@@ -135,7 +135,7 @@ def _child_serve(conn, create_args: dict, image_slot) -> None:
 
             from uam_ros.runtime.torch_backend import default_thread_count
 
-            torch.set_num_threads(threads or default_thread_count())
+            torch.set_num_threads(threads or getattr(choice.policy, "threads", 0) or default_thread_count())
         warmup_s = float(choice.policy.warmup() or 0.0)
     except Exception as exc:  # noqa: BLE001 - the parent raises it as the configure error
         conn.send(("error", type(exc).__name__, str(exc)))

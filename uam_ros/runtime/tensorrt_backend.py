@@ -256,7 +256,7 @@ class TensorRTPolicy(CheckpointPolicy):
         import tensorrt as trt
 
         super().__init__(checkpoint_dir, joint_names, threads=threads, seed=seed, default_dt_s=default_dt_s,
-                         checkpoint=checkpoint)
+                         checkpoint=checkpoint, compute_device="cuda")
         say = progress or LOG.info
         root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         export = ensure_onnx(self.checkpoint, cache_dir=root, opset=opset, progress=say)
