@@ -13,7 +13,9 @@ decision takes the node's real path:
   tick (chunk)  _on_tick: ChunkScheduler.merge (latency drop + blend), SafetyFilter.filter, build_command,
                 command_problems, trajectory_cdr (bytes), publish (trajectory + predicted), gripper command,
                 ~/predicted_path (MuJoCo FK + markers), ~/imagined_future image message
-  timer dispatch what the executor adds to each tick (spin_once on a due no-op timer)
+  timer dispatch what the executor adds to each tick (spin_once on a due no-op timer of a plain node)
+  bare frame    rclpy's own floor for a frame: the same Image delivered to a plain node whose callback
+                only counts it (take + deserialise + dispatch, none of our code)
   inference     Policy.infer on the observation the node submitted: the node's torch backend and, for
                 comparison, ONNX Runtime on the same checkpoint and observation
 
@@ -26,6 +28,8 @@ inference runs (2 waiting ticks, the submit, the chunk, 1 idle tick) and runs ea
 submitted observation; --rounds x --cycles cycles. Reported:
   per-chunk path  = frame delivery + submit tick + chunk tick + 2 timer dispatches: the node's work
                     between a frame and its command, vs one inference (p50 / p50)
+  rclpy floor     = bare frame + 2 timer dispatches: what any rclpy node pays on that path before our
+                    code runs -- the part of the per-chunk path that no change to uam_ros can remove
   CPU duty        = everything the node does per inference period at --camera-hz, --joint-hz and the
                     control rate (means), vs the mean inference time
 The same figures with the frames, joint states and timer dispatched by rclpy's EventsExecutor (every
@@ -57,8 +61,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_common import (RESULTS, bench_parser, machine_info, machine_summary, make_checkpoint,  # noqa: E402
                           private_ros_env, save_figure, stats_ms, timestamp)
 
-OPS = ("joint_state", "camera_frame", "tick_wait", "tick_submit", "tick_chunk", "tick_idle", "timer_dispatch")
-EXECUTOR_OPS = ("joint_state", "camera_frame", "timer_dispatch")  # what depends on the executor
+OPS = ("joint_state", "camera_frame", "tick_wait", "tick_submit", "tick_chunk", "tick_idle", "timer_dispatch",
+       "bare_frame")
+EXECUTOR_OPS = ("joint_state", "camera_frame", "timer_dispatch", "bare_frame")  # what depends on the executor
 # What the chunk tick's profile is split into: label -> (file suffix, function name)
 PARTS = {
     "ObservationSync.get": ("control/observation.py", "get"),
@@ -85,10 +90,15 @@ def model_overrides(settings: list[str]) -> dict:
     return overrides
 
 
-def sim_scene(robot) -> dict:
+def sim_scene(robot, saved: Path | None = None) -> dict:
     """What the robot's camera and joints report at the start of a train-split reach episode (seed
     100000, the first evaluation layout): a trained model then proposes a chunk the safety filter
-    accepts, as on the robot, where random pixels could make it propose anything."""
+    accepts, as on the robot, where random pixels could make it propose anything. saved: an .npz read
+    when it exists, else written after rendering -- so a machine without MuJoCo can run the benchmark."""
+    if saved is not None and saved.is_file():
+        with np.load(saved) as data:
+            return {"rgb": data["rgb"], "joint_names": [str(n) for n in data["joint_names"]],
+                    "positions": [float(x) for x in data["positions"]], "instruction": str(data["instruction"])}
     from uam_ros.sim.tasks import sample_episode
     from uam_ros.sim.world import SimWorld
 
@@ -96,8 +106,13 @@ def sim_scene(robot) -> dict:
     with SimWorld(robot, episode, wrist_camera=False) as world:  # uam_sim's default camera
         names, q, _ = world.joint_state()
         rgb = world.render(world.info.scene_camera)
-    return {"rgb": rgb, "joint_names": list(names), "positions": [float(x) for x in q],
-            "instruction": episode.instruction}
+    scene = {"rgb": rgb, "joint_names": list(names), "positions": [float(x) for x in q],
+             "instruction": episode.instruction}
+    if saved is not None:
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(saved, rgb=rgb, joint_names=np.array(scene["joint_names"]), positions=np.array(scene["positions"]),
+                 instruction=np.array(scene["instruction"]))
+    return scene
 
 
 class StubQueue:
@@ -127,7 +142,8 @@ def overhead_summary(unit: dict[str, dict], inference: dict[str, dict], rates: d
     p50 = {op: unit[op]["p50_ms"] for op in unit}
     mean = {op: unit[op]["mean_ms"] for op in unit}
     path_ms = p50["camera_frame"] + p50["tick_submit"] + p50["tick_chunk"] + 2 * p50["timer_dispatch"]
-    out = {"per_chunk_path_ms": path_ms, "backends": {}}
+    floor_ms = p50["bare_frame"] + 2 * p50["timer_dispatch"]
+    out = {"per_chunk_path_ms": path_ms, "rclpy_floor_ms": floor_ms, "backends": {}}
     for name, inf in inference.items():
         period_s = inf["mean_ms"] * 1e-3
         ticks = rates["control_hz"] * period_s
@@ -137,6 +153,7 @@ def overhead_summary(unit: dict[str, dict], inference: dict[str, dict], rates: d
         out["backends"][name] = {
             "inference_p50_ms": inf["p50_ms"], "inference_mean_ms": inf["mean_ms"],
             "per_chunk_path_pct": 100.0 * path_ms / inf["p50_ms"],
+            "rclpy_floor_pct": 100.0 * floor_ms / inf["p50_ms"],
             "cpu_duty_ms_per_inference": duty_ms, "cpu_duty_pct": 100.0 * duty_ms / inf["mean_ms"],
         }
     return out
@@ -203,8 +220,9 @@ def plot(result: dict, path: Path) -> None:
     right.set_ylim(0, max(bar.get_height() for bars in groups for bar in bars) * 2.0)
     right.legend(fontsize=6.5, loc="upper left")
     env = result["environment"]
+    threads = ", ".join(f"{name} {count}" for name, count in result["config"]["threads"].items())
     save_figure(fig, path, f"uam_policy overhead around inference: {machine_summary(env, nice=True)}, "
-                f"{result['config']['threads']} inference thread(s)")
+                f"inference threads: {threads}" + (f", {env['gpu']}" if env.get("gpu") else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,8 +249,12 @@ def main(argv: list[str] | None = None) -> int:
                              "~/predicted_path) as rviz would; without it the node publishes none of them")
     parser.add_argument("--no-compare-path", dest="compare_path", action="store_false",
                         help="skip the cycles (every other pair) that tick with ~/predicted_path off, for comparison")
-    parser.add_argument("--threads", type=int, default=0, help="inference intra-op threads (default cores - 1)")
+    parser.add_argument("--threads", type=int, default=0, help="inference intra-op threads (default: the node's -- cores - 1 on the CPU, 1 on a GPU; "
+                        "ONNX Runtime on the CPU: cores - 1)")
     parser.add_argument("--profile-cycles", type=int, default=40)
+    parser.add_argument("--scene", type=Path, default=None, metavar="NPZ",
+                        help="camera frame + joint state to use: read from NPZ if it exists, else rendered and written "
+                             "there (to run where MuJoCo is not installed, with --no-predicted-path)")
     parser.add_argument("--name", default="node_overhead")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -251,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     from uam_ros.runtime.torch_backend import default_thread_count
     from uam_ros.runtime.worker import WorkerResult
 
-    threads = args.threads or default_thread_count()
+    ort_threads = args.threads or default_thread_count("cpu")
     robot = load_robot_config(args.robot)
     workdir = Path(tempfile.mkdtemp(prefix="uam-overhead-"))
     shipped = models_dir() / "default" / robot.name
@@ -262,14 +284,14 @@ def main(argv: list[str] | None = None) -> int:
         model = shipped  # the model the node runs by default: its inference time is what overhead is measured against
     else:
         model = make_checkpoint(args.robot, workdir / "ckpt", config_overrides=overrides)
-    scene = sim_scene(robot)
+    scene = sim_scene(robot, args.scene)
     env_before = machine_info()
 
     rclpy.init()
     node = PolicyNode(parameter_overrides=[
         Parameter("robot", value=args.robot), Parameter("model", value=str(model)), Parameter("backend", value="torch"),
         Parameter("enable", value=True), Parameter("diagnostics_period_s", value=60.0),
-        Parameter("inference_threads", value=threads), Parameter("predicted_path", value=args.predicted_path),
+        Parameter("inference_threads", value=args.threads), Parameter("predicted_path", value=args.predicted_path),
         Parameter("instruction", value=scene["instruction"]),
         Parameter("replan_steps", value=0)])  # every frame goes to inference: one chunk per cycle
     node.trigger_configure()
@@ -287,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print("exporting ONNX for onnxruntime ...", flush=True)
         policies["onnxruntime"] = OrtPolicy(model, robot.action_joint_names, providers="cpu", cache_dir=workdir / "cache",
-                                            threads=threads, seed=0)
+                                            threads=ort_threads, seed=0)
         policies["onnxruntime"].warmup()
     policies = {k: v for k, v in policies.items() if k in args.backends}
 
@@ -296,15 +318,26 @@ def main(argv: list[str] | None = None) -> int:
     image_pub = source.create_publisher(Image, robot.camera.image_topic, SENSOR_QOS)
     # The node spins in a SingleThreadedExecutor (uam_ros.ros.node_main); with --compare-events every
     # other cycle delivers through rclpy's EventsExecutor instead, for comparison.
-    executors = {"single": SingleThreadedExecutor()}
-    dispatchers = {"single": SingleThreadedExecutor()}
+    executor_types = {"single": SingleThreadedExecutor}
     if args.compare_events:
         from rclpy.experimental import EventsExecutor
 
-        executors["events"], dispatchers["events"] = EventsExecutor(), EventsExecutor()
+        executor_types["events"] = EventsExecutor
+    executors = {name: make() for name, make in executor_types.items()}
+    dispatchers = {name: make() for name, make in executor_types.items()}
     executor_in_use = ["single"]
     executors["single"].add_node(node)
     dispatch_node = rclpy.create_node("uam_overhead_dispatch")
+    # rclpy's floor: a plain node per executor kind, taking the same frames with a callback that only counts them
+    bare_frames = [0]
+    bare_nodes, bare_pubs, bare_executors = {}, {}, {}
+    for name, make in executor_types.items():
+        bare_nodes[name] = rclpy.create_node(f"uam_overhead_bare_{name}")
+        bare_nodes[name].create_subscription(Image, f"uam_overhead/bare_image_{name}",
+                                             lambda _msg: bare_frames.__setitem__(0, bare_frames[0] + 1), SENSOR_QOS)
+        bare_pubs[name] = source.create_publisher(Image, f"uam_overhead/bare_image_{name}", SENSOR_QOS)
+        bare_executors[name] = make()
+        bare_executors[name].add_node(bare_nodes[name])
     viewer = rclpy.create_node("uam_overhead_viewer")
     if args.viewer:  # rviz's side: never spun, its readers just keep the newest messages
         from sensor_msgs.msg import Image as ImageMsg
@@ -317,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     displays = [p for p in (node._predicted_pub, node._future_pub, node._path_pub) if p is not None]
     for _ in range(200):
         if (joint_pub.get_subscription_count() and image_pub.get_subscription_count()
+                and all(p.get_subscription_count() for p in bare_pubs.values())
                 and (not args.viewer or all(p.get_subscription_count() for p in displays))):
             break
         executors["single"].spin_once(timeout_sec=0.05)
@@ -339,14 +373,14 @@ def main(argv: list[str] | None = None) -> int:
     cpu: dict[str, list[float]] = {op: [] for op in all_ops}  # CPU seconds of this thread
     inference: dict[str, list[float]] = {name: [] for name in policies}
     inference_cpu: dict[str, list[float]] = {name: [] for name in policies}
-    missed = {"joint_state": 0, "camera_frame": 0}
+    missed = {"joint_state": 0, "camera_frame": 0, "bare_frame": 0}
     accepted = [0]
 
     def now_s() -> float:
         return node.get_clock().now().nanoseconds * 1e-9
 
-    def deliver(op: str, publish, counter) -> None:
-        op, executor = key(op), executors[executor_in_use[0]]
+    def deliver(op: str, publish, counter, to_bare: bool = False) -> None:
+        op, executor = key(op), (bare_executors if to_bare else executors)[executor_in_use[0]]
         before = counter()
         publish()
         time.sleep(0.002)  # let DDS hand it over, so spin_once times take + deserialise + callback only
@@ -372,6 +406,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def send_frame() -> None:
         image_pub.publish(rgb_to_image_msg(rgb, now_s(), "camera"))
+
+    def send_bare_frame() -> None:
+        bare_pubs[executor_in_use[0]].publish(rgb_to_image_msg(rgb, now_s(), "camera"))
 
     def timed_tick(op: str) -> None:
         start, start_cpu = time.perf_counter(), time.thread_time()
@@ -401,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.joints_per_cycle // 2):
             deliver("joint_state", send_joint_state, joint_count)
         deliver("camera_frame", send_frame, frame_count)
+        deliver("bare_frame", send_bare_frame, lambda: bare_frames[0], to_bare=True)
         stub.busy = True
         timed_tick("tick_wait")
         timed_tick("tick_wait")
@@ -436,7 +474,8 @@ def main(argv: list[str] | None = None) -> int:
         timer_dispatch()
         timer_dispatch()
 
-    print(f"warm-up ({robot.name}, {', '.join(policies)}, {threads} thread(s)) ...", flush=True)
+    threads = {name: policy.threads for name, policy in policies.items()}
+    print(f"warm-up ({robot.name}, {', '.join(f'{n} {t} thread(s)' for n, t in threads.items())}) ...", flush=True)
     for _ in range(3):
         cycle(record=False)
     for op in samples:
@@ -467,9 +506,9 @@ def main(argv: list[str] | None = None) -> int:
 
     node.safe_stop()
     use_executor("single")
-    for ex in (*executors.values(), *dispatchers.values()):
+    for ex in (*executors.values(), *dispatchers.values(), *bare_executors.values()):
         ex.shutdown()
-    for n in (node, source, dispatch_node, viewer):
+    for n in (node, source, dispatch_node, *bare_nodes.values(), viewer):
         n.destroy_node()
     rclpy.try_shutdown()
 
@@ -533,10 +572,11 @@ def main(argv: list[str] | None = None) -> int:
     rows += [(f"{label}, EventsExecutor", summary) for label, summary in with_events.items()]
     rows += [(label.replace("_", " "), summary) for label, summary in lean.items()]
     for label, summary in rows:
-        print(f"[{label}] per-chunk path {summary['per_chunk_path_ms']:.3f} ms")
+        print(f"[{label}] per-chunk path {summary['per_chunk_path_ms']:.3f} ms, of which rclpy's floor "
+              f"{summary['rclpy_floor_ms']:.3f} ms")
         for name, row in summary["backends"].items():
             print(f"  {name:<12} inference p50 {row['inference_p50_ms']:.1f} ms: per-chunk path "
-                  f"{row['per_chunk_path_pct']:.2f}%, duty {row['cpu_duty_ms_per_inference']:.2f} ms = "
+                  f"{row['per_chunk_path_pct']:.2f}% (rclpy floor {row['rclpy_floor_pct']:.2f}%), duty {row['cpu_duty_ms_per_inference']:.2f} ms = "
                   f"{row['cpu_duty_pct']:.2f}% (target <= 5%)")
     print(f"load average {env_before['loadavg'][0]:.2f} -> {env_after['loadavg'][0]:.2f} on {os.cpu_count()} cores")
     print(f"wrote {args.out / (args.name + '.json')} and .png")
