@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_common import (RESULTS, NodeProcess, bench_parser, cpu_seconds, machine_info, make_checkpoint,  # noqa: E402
-                          private_ros_env, save_figure, timestamp)
+                          private_ros_env, save_figure, timestamp, write_result)
 
 WINDOW_S = 10.5  # the node's 1000-tick window at 100 Hz, plus the 0.5 s diagnostics period
 # name -> (inference_process, uses control_priority, executor)
@@ -239,9 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         "configs": table,
         "windows": raw,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")
-    plot(result, args.out / f"{args.name}.png")
+    write_result(result, args.out, args.name, plot)
     print(f"\n{'config':<21}{'phase':<11}{'p50':>7}{'p99':>8}{'p99 worst':>10}{'max':>8}{'inf/s':>7}{'node CPU %':>11}"
           f"{'child CPU %':>12}")
     for name, row in table.items():
@@ -253,7 +251,6 @@ def main(argv: list[str] | None = None) -> int:
                       f"{s['child_cpu_pct']:>12.1f}")
     print(f"load average {env_before['loadavg'][0]:.2f} -> {env_after['loadavg'][0]:.2f} on {os.cpu_count()} cores, "
           f"nice {env_before['nice']}")
-    print(f"wrote {args.out / (args.name + '.json')} and .png")
     return 0
 
 

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_common import (RESULTS, bench_parser, machine_info, machine_summary, make_checkpoint,  # noqa: E402
-                          period_errors_s, save_figure, stats_ms, timestamp)
+                          period_errors_s, save_figure, stats_ms, timestamp, write_result)
 
 PERIOD_S = 0.01
 # name -> (timer, load, switch interval s or 0 = default, fifo priority or 0)
@@ -284,14 +284,11 @@ def main(argv: list[str] | None = None) -> int:
         "configs": table,
         "errors_ms": errors,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")
-    plot(result, args.out / f"{args.name}.png")
+    write_result(result, args.out, args.name, plot)
     print(f"\n{'config':<32}{'p50':>8}{'p99':>8}{'max':>8}{'inf/s':>7}  [ms]")
     for name, row in table.items():
         print(f"{name:<32}{row['p50_ms']:>8.3f}{row['p99_ms']:>8.3f}{row['max_ms']:>8.2f}{row['inferences_per_s']:>7.1f}")
     print(f"load average {env_before['loadavg'][0]:.2f} -> {env_after['loadavg'][0]:.2f} on {os.cpu_count()} cores")
-    print(f"wrote {args.out / (args.name + '.json')} and .png")
     return 0
 
 

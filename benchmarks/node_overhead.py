@@ -45,7 +45,6 @@ the chunk ticks splits the chunk tick into its parts. Writes results/<name>.json
 from __future__ import annotations
 
 import cProfile
-import json
 import os
 import pstats
 import sys
@@ -59,7 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_common import (RESULTS, bench_parser, machine_info, machine_summary, make_checkpoint,  # noqa: E402
-                          private_ros_env, save_figure, stats_ms, timestamp)
+                          private_ros_env, save_figure, stats_ms, timestamp, write_result)
 
 OPS = ("joint_state", "camera_frame", "tick_wait", "tick_submit", "tick_chunk", "tick_idle", "timer_dispatch",
        "bare_frame")
@@ -558,9 +557,7 @@ def main(argv: list[str] | None = None) -> int:
         "samples_ms": {k: [round(s * 1e3, 4) for s in v] for k, v in {**samples, **{f"infer_{n}": v for n, v in
                                                                                     inference.items()}}.items()},
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")
-    plot(result, args.out / f"{args.name}.png")
+    write_result(result, args.out, args.name, plot)
 
     print(f"\n{'operation':<18}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}{'n':>6}")
     for op, s in {**unit, **{f"infer {n}": s for n, s in inf_stats.items()}}.items():
@@ -579,7 +576,6 @@ def main(argv: list[str] | None = None) -> int:
                   f"{row['per_chunk_path_pct']:.2f}% (rclpy floor {row['rclpy_floor_pct']:.2f}%), duty {row['cpu_duty_ms_per_inference']:.2f} ms = "
                   f"{row['cpu_duty_pct']:.2f}% (target <= 5%)")
     print(f"load average {env_before['loadavg'][0]:.2f} -> {env_after['loadavg'][0]:.2f} on {os.cpu_count()} cores")
-    print(f"wrote {args.out / (args.name + '.json')} and .png")
     return 0
 
 

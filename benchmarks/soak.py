@@ -24,7 +24,6 @@ Targets: no missed deadline, RSS growth < 5 %. Writes results/<name>.json and <n
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -37,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_common import (RESULTS, NodeProcess, add_pipeline_args, bench_parser, cpu_seconds, machine_info, machine_summary,  # noqa: E402
-                          make_checkpoint, policy_params, private_ros_env, rss_kb, save_figure, timestamp)
+                          make_checkpoint, policy_params, private_ros_env, rss_kb, save_figure, timestamp,
+                          write_result)
 
 LIMIT_TOLERANCE = 1e-6
 
@@ -329,9 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     edges = np.arange(0.0, max(received.max(initial=0.0), 1.0) + 1.0, 1.0)
     series["commands"] = {"t": list(edges[:-1]), "rate": list(np.histogram(received, edges)[0].astype(float))}
     result["series"] = series
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n")
-    plot(result, series, args.out / f"{args.name}.png")
+    write_result(result, args.out, args.name, lambda result_, png: plot(result_, series, png))
 
     d, m = result["deadlines"], result["messages"]
     print(f"\nended: {result['ended']}; backend {result['config']['backend']}")
@@ -347,7 +345,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{k}: nominal {m[k]['nominal']:.0f}, node received {m[k]['received_by_node']:.0f}, here {m[k]['received_here']}")
     print(f"targets: {result['targets']}; load {env_before['loadavg'][0]:.2f} -> {env_after['loadavg'][0]:.2f} "
           f"on {os.cpu_count()} cores")
-    print(f"wrote {args.out / (args.name + '.json')} and .png")
     return 0
 
 

@@ -19,7 +19,6 @@ and its ratio to cpu. Results: benchmarks/results/<name>.json and <name>.png.
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import tempfile
@@ -30,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_common import RESULTS, bench_parser, machine_info, save_figure, timestamp  # noqa: E402
+from bench_common import RESULTS, bench_parser, machine_info, save_figure, timestamp, write_result  # noqa: E402
 
 CONFIGS = ("cpu", "cuda-fp32", "cuda-bf16", "cuda-fp16")
 
@@ -132,14 +131,11 @@ def main(argv: list[str] | None = None) -> int:
                         "ratio_to_cpu": statistics.median(v) / cpu if cpu else float("nan")}
                     for n, v in samples.items()},
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2))
-    plot(result, args.out / f"{args.name}.png")
+    write_result(result, args.out, args.name, plot)
     for name, row in result["configs"].items():
         print(f"{name:10s} {row['median_samples_per_s']:8.1f} samples/s  x{row['ratio_to_cpu']:.2f} vs cpu")
     for name, why in skipped.items():
         print(f"{name:10s} skipped: {why}")
-    print(f"wrote {args.out / (args.name + '.json')}")
     return 0
 
 
