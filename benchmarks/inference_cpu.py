@@ -106,15 +106,18 @@ def main(argv: list[str] | None = None) -> int:
 
     model = args.model or models_dir() / "default" / args.robot
     if args.one:
-        print(json.dumps(measure(model, args.robot, args.threads[0], args.device, args.mode, args.rate_hz, args.calls)))
+        row = measure(model, args.robot, args.threads[0], args.device, args.mode, args.rate_hz, args.calls)
+        print(json.dumps(row))
         return 0
     cores = os.cpu_count() or 2
-    counts = args.threads or sorted({c for c in (cores - 1, 4, 2, 1) if 1 <= c <= max(1, cores - 1)}, reverse=True) + [0]
+    counts = args.threads or sorted({c for c in (cores - 1, 4, 2, 1) if 1 <= c <= max(1, cores - 1)},
+                                    reverse=True) + [0]
     env_before = machine_info()
     rows = []
     for threads in counts:
-        command = [sys.executable, __file__, "--one", "--robot", args.robot, "--model", str(model), "--device", args.device,
-                   "--mode", args.mode, "--threads", str(threads), "--rate", str(args.rate_hz), "--calls", str(args.calls)]
+        command = [sys.executable, __file__, "--one", "--robot", args.robot, "--model", str(model),
+                   "--device", args.device, "--mode", args.mode, "--threads", str(threads),
+                   "--rate", str(args.rate_hz), "--calls", str(args.calls)]
         done = subprocess.run(command, capture_output=True, text=True)
         lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
         if done.returncode or not lines:
@@ -131,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
                          "rate_hz": args.rate_hz, "calls": args.calls, "thread_counts": counts},
               "method": "each thread count in a fresh process: 10 warm-up calls, then `calls` calls paced at rate_hz; "
                         "cores_used = the process's CPU time / wall time; requested_threads 0 = the backend's default",
-              "environment": {**env_before, "loadavg_before": env_before["loadavg"], "loadavg_after": env_after["loadavg"]},
+              "environment": {**env_before, "loadavg_before": env_before["loadavg"],
+                              "loadavg_after": env_after["loadavg"]},
               "rows": rows}
     write_result(result, args.out, args.name, plot)
     return 0

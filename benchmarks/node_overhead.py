@@ -248,8 +248,9 @@ def main(argv: list[str] | None = None) -> int:
                              "~/predicted_path) as rviz would; without it the node publishes none of them")
     parser.add_argument("--no-compare-path", dest="compare_path", action="store_false",
                         help="skip the cycles (every other pair) that tick with ~/predicted_path off, for comparison")
-    parser.add_argument("--threads", type=int, default=0, help="inference intra-op threads (default: the node's -- cores - 1 on the CPU, 1 on a GPU; "
-                        "ONNX Runtime on the CPU: cores - 1)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="inference intra-op threads (default: the node's -- cores - 1 on the CPU, 1 on a GPU; "
+                             "ONNX Runtime on the CPU: cores - 1)")
     parser.add_argument("--profile-cycles", type=int, default=40)
     parser.add_argument("--scene", type=Path, default=None, metavar="NPZ",
                         help="camera frame + joint state to use: read from NPZ if it exists, else rendered and written "
